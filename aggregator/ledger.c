@@ -1,0 +1,115 @@
+/* ledger.c - the append-only, hash-chained ledger (台账).
+ *
+ * Each entry's hash is SHA-256 over a length-prefixed encoding of its
+ * sequence number, time, kind, round, body and the previous entry's hash,
+ * so changing any byte of any column, removing an entry or swapping two is
+ * caught by agg_ledger_verify. The database refuses UPDATE and DELETE on the
+ * table outright (triggers in common/schema.c); the chain is the second wall,
+ * for someone who edits the file itself. Removing the newest entries can
+ * only be caught against a head hash published elsewhere. */
+#include "agg.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "common/db.h"
+#include "common/fmt.h"
+
+enum { HASH_LEN = crypto_hash_sha256_BYTES };
+
+static void hash_field(crypto_hash_sha256_state *st, const void *p, size_t n)
+{
+	char len[32];
+	fmt_into(len, sizeof len, "%zu:", n);
+	crypto_hash_sha256_update(st, (const unsigned char *)len, strlen(len));
+	crypto_hash_sha256_update(st, p, n);
+}
+
+static void entry_hash(int64_t seq, int64_t at, const char *kind, const char *round,
+	const char *body, const unsigned char *prev, unsigned char out[HASH_LEN])
+{
+	char num[64];
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	hash_field(&st, "pingyi-ledger-v1", 16);
+	fmt_into(num, sizeof num, "%lld", (long long)seq);
+	hash_field(&st, num, strlen(num));
+	fmt_into(num, sizeof num, "%lld", (long long)at);
+	hash_field(&st, num, strlen(num));
+	hash_field(&st, kind, strlen(kind));
+	hash_field(&st, round ? round : "", round ? strlen(round) : 0);
+	hash_field(&st, body, strlen(body));
+	hash_field(&st, prev, HASH_LEN);
+	crypto_hash_sha256_final(&st, out);
+}
+
+int agg_ledger_append(sqlite3 *db, const char *kind, const char *round,
+	const char *body, char *err, size_t errsize)
+{
+	unsigned char prev[HASH_LEN] = { 0 }, hash[HASH_LEN];
+	int64_t seq = 1;
+	sqlite3_stmt *st = db_prepare(db, "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1", NULL);
+	if (db_step(st) == SQLITE_ROW) {
+		seq = sqlite3_column_int64(st, 0) + 1;
+		if (sqlite3_column_bytes(st, 1) == HASH_LEN)
+			memcpy(prev, sqlite3_column_blob(st, 1), HASH_LEN);
+	}
+	db_finalize(st);
+	int64_t at = (int64_t)time(NULL);
+	entry_hash(seq, at, kind, round, body, prev, hash);
+	int rc = db_exec(db, "INSERT INTO ledger(seq, at, kind, round, body, prev, hash) "
+		"VALUES (?, ?, ?, ?, ?, ?, ?)", "IItttbb", seq, at, kind, round, body,
+		prev, (size_t)HASH_LEN, hash, (size_t)HASH_LEN);
+	if (rc != SQLITE_OK) {
+		fmt_into(err, errsize, "cannot write the ledger: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	return 0;
+}
+
+int64_t agg_ledger_verify(sqlite3 *db, buf *report)
+{
+	unsigned char prev[HASH_LEN] = { 0 }, hash[HASH_LEN];
+	int64_t expect = 1, bad = 0;
+	sqlite3_stmt *st = db_prepare(db,
+		"SELECT seq, at, kind, round, body, prev, hash FROM ledger ORDER BY seq", NULL);
+	int rc;
+	while (!bad && (rc = db_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+		int64_t at = sqlite3_column_int64(st, 1);
+		const char *round = sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : db_col_text(st, 3);
+		const void *stored_prev = sqlite3_column_blob(st, 5);
+		bool prev_ok = sqlite3_column_bytes(st, 5) == HASH_LEN && !memcmp(stored_prev, prev, HASH_LEN);
+		if (seq != expect) {
+			bad = expect;
+			buf_fmt(report, "entry %lld is missing: the ledger jumps from entry %lld to %lld\n",
+				(long long)expect, (long long)expect - 1, (long long)seq);
+			break;
+		}
+		entry_hash(seq, at, db_col_text(st, 2), round, db_col_text(st, 4),
+			sqlite3_column_bytes(st, 5) == HASH_LEN ? stored_prev : prev, hash);
+		bool hash_ok = sqlite3_column_bytes(st, 6) == HASH_LEN &&
+			!memcmp(sqlite3_column_blob(st, 6), hash, HASH_LEN);
+		if (!hash_ok) {
+			bad = seq;
+			buf_fmt(report, "entry %lld was altered: its contents no longer match its hash\n",
+				(long long)seq);
+		} else if (!prev_ok) {
+			bad = seq;
+			buf_fmt(report, "entry %lld does not follow entry %lld: the chain is broken there "
+				"(an entry was removed, reordered or rewritten)\n", (long long)seq, (long long)seq - 1);
+		}
+		else
+			memcpy(prev, hash, HASH_LEN);
+		expect++;
+	}
+	db_finalize(st);
+	if (bad)
+		return bad;
+	if (rc != SQLITE_DONE) {
+		buf_fmt(report, "cannot read the ledger: %s\n", sqlite3_errmsg(db));
+		return -1;
+	}
+	buf_fmt(report, "ledger intact: %lld entries\n", (long long)expect - 1);
+	return 0;
+}

@@ -1,0 +1,126 @@
+/* main.c - pingyi-collector: options, start-up and orderly shutdown.
+ *
+ * One libmicrohttpd daemon with one internal epoll thread (fastest on two
+ * cores, DESIGN.md §5) runs the handler (routes.c); one writer thread
+ * commits ballots (writer.c). SIGTERM or SIGINT: stop accepting, let the
+ * writer commit and answer what is queued, then exit. */
+#include "col.h"
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/fmt.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/rnd.h"
+#include "common/str.h"
+
+static const char usage[] =
+	"usage: pingyi-collector [--db PATH] [--listen HOST:PORT]\n"
+	"\n"
+	"The public daemon: serves the rating forms and stores ballots.\n"
+	"\n"
+	"  --db PATH            the database (default var/pingyi.db; create it with pingyi init)\n"
+	"  --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
+	"  --connections N      most connections at once (default 1024)\n"
+	"  --help               this text\n";
+
+static void fail(const char *what)
+{
+	fprintf(stderr, "pingyi-collector: %s\n", what);
+	exit(1);
+}
+
+static struct MHD_Daemon *start_http(const struct sockaddr_in *addr, int connections)
+{
+	return MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
+		0, NULL, NULL, col_handle, NULL,
+		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
+		MHD_OPTION_NOTIFY_COMPLETED, col_request_done, NULL,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32 * 1024,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		MHD_OPTION_END);
+}
+
+/* Block until SIGTERM or SIGINT. The signals are blocked in every thread
+ * (set before the threads start) and taken here with sigwait. */
+static void wait_for_stop(const sigset_t *set)
+{
+	int sig;
+	sigwait(set, &sig);
+	log_info("got %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int main(int argc, char **argv)
+{
+	const char *db_path = "var/pingyi.db", *listen = "127.0.0.1:8080";
+	int connections = 1024;
+	static const struct option opts[] = {
+		{ "db", required_argument, NULL, 'd' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "connections", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+		switch (o) {
+		case 'd': db_path = optarg; break;
+		case 'l': listen = optarg; break;
+		case 'c':
+			if (!str_to_int(optarg, 1, 100000, &connections))
+				fail("--connections takes a number from 1 to 100000");
+			break;
+		case 'h': fputs(usage, stdout); return 0;
+		default: fputs(usage, stderr); return 2;
+		}
+	}
+	if (optind < argc) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	log_init("pingyi-collector");
+	char err[512];
+	struct sockaddr_in addr;
+	if (http_parse_listen(listen, &addr, err, sizeof err) != 0)
+		fail(err);
+	if (rnd_init() != 0)
+		fail("libsodium could not be initialised (no system randomness?)");
+
+	sigset_t stop_signals;
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (col_routes_init(db_path, err, sizeof err) != 0 || col_writer_start(db_path, err, sizeof err) != 0)
+		fail(err);
+	struct MHD_Daemon *d = start_http(&addr, connections);
+	if (!d) {
+		fmt_into(err, sizeof err, "cannot listen on %s (in use, or not an address of this machine?)", listen);
+		fail(err);
+	}
+	char host[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
+	log_info("listening on http://%s:%u (database %s)", host, http_bound_port(d), db_path);
+
+	wait_for_stop(&stop_signals);
+	MHD_quiesce_daemon(d);
+	/* Let queued ballots commit and their answers go out before stopping. */
+	for (int i = 0; i < 200 && !col_writer_idle(); i++)
+		usleep(10 * 1000);
+	usleep(50 * 1000);
+	MHD_stop_daemon(d);
+	col_writer_stop();
+	col_routes_free();
+	log_info("stopped");
+	return 0;
+}

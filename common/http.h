@@ -1,0 +1,36 @@
+/* http.h - what both daemons' HTTP answers have in common (libmicrohttpd).
+ *
+ * Every response carries the same security headers; HTML is never cached
+ * (WeChat's browser caches aggressively); the page language is chosen the
+ * same way everywhere. Routing and pages belong to each daemon. */
+#ifndef PINGYI_HTTP_H
+#define PINGYI_HTTP_H
+
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum http_cache {
+	HTTP_NO_STORE,     /* pages: Cache-Control: no-store */
+	HTTP_IMMUTABLE,    /* static assets: cached for a day */
+};
+
+/* Queue a response (body copied) with the security headers. extra_name and
+ * extra_value add one more header when not NULL (e.g. Allow, Location). */
+enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char *content_type,
+	const char *body, size_t len, enum http_cache cache, const char *extra_name, const char *extra_value);
+
+/* True when the request asks for English: ?lang=en, or else an
+ * Accept-Language whose preferred Chinese-or-English tag is English.
+ * Chinese is the default. */
+bool http_wants_english(struct MHD_Connection *c);
+
+/* Parse "HOST:PORT" (an IPv4 address; port 0 picks a free one) into out.
+ * Returns 0, or -1 with err. */
+int http_parse_listen(const char *spec, struct sockaddr_in *out, char *err, size_t errsize);
+
+/* The port a daemon actually listens on. */
+unsigned http_bound_port(struct MHD_Daemon *d);
+
+#endif

@@ -1,0 +1,164 @@
+/* schema.c - the tables, as migrations.
+ *
+ * Never edit a migration that has shipped: add the next one. Design notes:
+ *  - units.token is the unguessable short name printed in QR codes; ids are
+ *    the organisation's own and may be guessable.
+ *  - ballots and comments are WITHOUT ROWID tables keyed by 16 random bytes,
+ *    so neither the key nor the physical order follows submission order, and
+ *    they carry no time at all (DESIGN.md §3). A comment is not linked to the
+ *    ballot it came with.
+ *  - counts holds one counter per (round, unit, voter group, question,
+ *    level), updated in the same transaction as each ballot, so a tally
+ *    reads O(units) rows; ballot_counts counts the ballots themselves.
+ *  - round_units freezes which units a round rates when it opens.
+ *  - the ledger is append-only: triggers refuse UPDATE and DELETE, and each
+ *    row's hash covers the previous row's (aggregator/ledger.c). */
+#include "schema.h"
+
+#include "db.h"
+#include "fmt.h"
+
+static const char *const migrations[] = {
+	/* 1: the foundation */
+	"CREATE TABLE meta(\n"
+	"  key TEXT PRIMARY KEY,\n"
+	"  value TEXT NOT NULL\n"
+	") STRICT;\n"
+	"CREATE TABLE units(\n"
+	"  id TEXT PRIMARY KEY,\n"
+	"  parent TEXT REFERENCES units(id),\n"
+	"  kind TEXT NOT NULL CHECK (kind IN ('committee','general_branch','branch','department','window')),\n"
+	"  name_zh TEXT NOT NULL,\n"
+	"  name_en TEXT NOT NULL,\n"
+	"  token TEXT NOT NULL UNIQUE,\n"
+	"  position INTEGER NOT NULL\n"
+	") STRICT;\n"
+	"CREATE TABLE rounds(\n"
+	"  id TEXT PRIMARY KEY,\n"
+	"  series TEXT NOT NULL DEFAULT '',\n"
+	"  title_zh TEXT NOT NULL,\n"
+	"  title_en TEXT NOT NULL,\n"
+	"  scope TEXT REFERENCES units(id),\n"
+	"  form_id TEXT NOT NULL,\n"
+	"  form_src TEXT NOT NULL,\n"
+	"  rules TEXT NOT NULL,\n"
+	"  state TEXT NOT NULL DEFAULT 'draft' CHECK (state IN ('draft','open','closed')),\n"
+	"  closes_at INTEGER,\n"
+	"  opened_at INTEGER,\n"
+	"  closed_at INTEGER\n"
+	") STRICT;\n"
+	"CREATE TABLE round_units(\n"
+	"  round TEXT NOT NULL REFERENCES rounds(id),\n"
+	"  unit TEXT NOT NULL REFERENCES units(id),\n"
+	"  PRIMARY KEY (round, unit)\n"
+	") STRICT, WITHOUT ROWID;\n"
+	"CREATE INDEX round_units_by_unit ON round_units(unit);\n"
+	"CREATE TABLE ballots(\n"
+	"  id BLOB PRIMARY KEY CHECK (length(id) = 16),\n"
+	"  round TEXT NOT NULL,\n"
+	"  unit TEXT NOT NULL,\n"
+	"  grp TEXT NOT NULL,\n"
+	"  answers TEXT NOT NULL,\n"
+	"  FOREIGN KEY (round, unit) REFERENCES round_units(round, unit)\n"
+	") STRICT, WITHOUT ROWID;\n"
+	"CREATE TABLE comments(\n"
+	"  id BLOB PRIMARY KEY CHECK (length(id) = 16),\n"
+	"  round TEXT NOT NULL,\n"
+	"  unit TEXT NOT NULL,\n"
+	"  body TEXT NOT NULL,\n"
+	"  complaint INTEGER NOT NULL CHECK (complaint IN (0, 1)),\n"
+	"  FOREIGN KEY (round, unit) REFERENCES round_units(round, unit)\n"
+	") STRICT, WITHOUT ROWID;\n"
+	"CREATE TABLE counts(\n"
+	"  round TEXT NOT NULL,\n"
+	"  unit TEXT NOT NULL,\n"
+	"  grp TEXT NOT NULL,\n"
+	"  question TEXT NOT NULL,\n"
+	"  level TEXT NOT NULL,\n"
+	"  n INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (round, unit, grp, question, level)\n"
+	") STRICT, WITHOUT ROWID;\n"
+	"CREATE TABLE ballot_counts(\n"
+	"  round TEXT NOT NULL,\n"
+	"  unit TEXT NOT NULL,\n"
+	"  grp TEXT NOT NULL,\n"
+	"  n INTEGER NOT NULL,\n"
+	"  PRIMARY KEY (round, unit, grp)\n"
+	") STRICT, WITHOUT ROWID;\n"
+	"CREATE TABLE ledger(\n"
+	"  seq INTEGER PRIMARY KEY,\n"
+	"  at INTEGER NOT NULL,\n"
+	"  kind TEXT NOT NULL,\n"
+	"  round TEXT,\n"
+	"  body TEXT NOT NULL,\n"
+	"  prev BLOB NOT NULL,\n"
+	"  hash BLOB NOT NULL\n"
+	") STRICT;\n"
+	"CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger\n"
+	"  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n"
+	"CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger\n"
+	"  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n",
+};
+
+enum { N_MIGRATIONS = sizeof migrations / sizeof migrations[0] };
+
+int schema_version(void) { return N_MIGRATIONS; }
+
+static int current_version(sqlite3 *db)
+{
+	return (int)db_int(db, 0, "PRAGMA user_version", NULL);
+}
+
+int schema_migrate(sqlite3 *db, char *err, size_t errsize)
+{
+	if (db_begin(db) != SQLITE_OK) {
+		fmt_into(err, errsize, "cannot lock the database to upgrade it: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	int v = current_version(db);
+	if (v > N_MIGRATIONS) {
+		db_rollback(db);
+		fmt_into(err, errsize, "the database has schema version %d, newer than this build (%d): "
+			"use a newer pingyi", v, N_MIGRATIONS);
+		return -1;
+	}
+	for (; v < N_MIGRATIONS; v++) {
+		char *msg = NULL;
+		if (sqlite3_exec(db, migrations[v], NULL, NULL, &msg) != SQLITE_OK) {
+			fmt_into(err, errsize, "upgrading the database to version %d failed: %s", v + 1, msg);
+			sqlite3_free(msg);
+			db_rollback(db);
+			return -1;
+		}
+	}
+	/* PRAGMA takes no bound parameters; the value is our own integer. */
+	char pragma[64];
+	fmt_into(pragma, sizeof pragma, "PRAGMA user_version=%d", v);
+	if (sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK || db_commit(db) != SQLITE_OK) {
+		fmt_into(err, errsize, "upgrading the database failed: %s", sqlite3_errmsg(db));
+		db_rollback(db);
+		return -1;
+	}
+	return 0;
+}
+
+sqlite3 *schema_open(const char *path, int mode, char *err, size_t errsize)
+{
+	sqlite3 *db = db_open(path, mode, err, errsize);
+	if (!db)
+		return NULL;
+	if (mode & DB_READONLY) {
+		if (current_version(db) != N_MIGRATIONS) {
+			fmt_into(err, errsize, "database %s has schema version %d, this build needs %d "
+				"(open it once read-write to upgrade)", path, current_version(db), N_MIGRATIONS);
+			db_close(db);
+			return NULL;
+		}
+		return db;
+	}
+	if (schema_migrate(db, err, errsize) != 0) {
+		db_close(db);
+		return NULL;
+	}
+	return db;
+}

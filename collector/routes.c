@@ -417,9 +417,13 @@ enum MHD_Result col_handle(void *cls, struct MHD_Connection *c, const char *url,
 		buf_init(&rq->body, COL_BODY_MAX);
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		int64_t len;
-		if (cl && str_to_i64(cl, 0, INT64_MAX, &len) && len > COL_BODY_MAX)
-			rq->too_large = true;
 		*req_cls = rq;
+		/* A declared oversized body is refused before it is read (and
+		 * before "100 Continue"); the connection then closes. */
+		if (cl && str_to_i64(cl, 0, INT64_MAX, &len) && len > COL_BODY_MAX) {
+			rq->too_large = true;
+			return route(c, rq, url);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -427,10 +431,6 @@ enum MHD_Result col_handle(void *cls, struct MHD_Connection *c, const char *url,
 				!buf_append(&rq->body, upload_data, *upload_data_size))
 			rq->too_large = true;
 		*upload_data_size = 0;
-		/* Answer an oversized body at once rather than reading all of it;
-		 * libmicrohttpd then closes the connection. */
-		if (rq->too_large && rq->method == M_POST)
-			return route(c, rq, url);
 		return MHD_YES;
 	}
 	if (rq->job)

@@ -107,6 +107,7 @@ typedef struct agg_round_spec {
 	const char *scope;          /* unit id, or NULL for the whole organisation */
 	const char *form_path;      /* a form definition file (forms/) */
 	int64_t closes_at;          /* unix time, 0 for none */
+	bool codes_required;        /* only ballots with a code (测评码) count */
 } agg_round_spec;
 
 /* Create a draft round, freezing a copy of the form and the default rules. */
@@ -119,6 +120,16 @@ int agg_round_close(sqlite3 *db, const char *round, char *err, size_t errsize);
  * how many were closed; a failure is reported through err (the count then
  * covers the rounds closed before it) and later rounds are still tried. */
 int agg_close_due(sqlite3 *db, int64_t now, char *err, size_t errsize);
+
+/* ---- ballot codes (codes.c) ---- */
+
+/* Make count new codes for a voter group of a draft or open round, valid
+ * for the units of scope's subtree that the round rates. Stores only their
+ * keyed hashes and writes "codes.issued" (the count, never a code) to the
+ * ledger, all in one transaction. Returns a new array of count normalised
+ * codes (each CODE_LEN + 1 bytes) that the caller frees, or NULL with err. */
+char *agg_codes_issue(sqlite3 *db, const char *round, const char *group, const char *scope,
+	int count, char *err, size_t errsize);
 
 /* ---- the ledger (ledger.c) ---- */
 

@@ -49,9 +49,9 @@ int agg_round_create(sqlite3 *db, const agg_round_spec *spec, char *err, size_t 
 	agg_rules_default(&rules);
 	char *rules_json = agg_rules_json(&rules);
 	int rc = db_exec(db, "INSERT INTO rounds(id, series, title_zh, title_en, scope, form_id, "
-		"form_src, rules, closes_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, 0))", "ttttttttI",
+		"form_src, rules, closes_at, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, 0), ?)", "ttttttttIt",
 		spec->id, spec->series ? spec->series : "", spec->title_zh, spec->title_en, spec->scope,
-		f->id, src, rules_json, spec->closes_at);
+		f->id, src, rules_json, spec->closes_at, spec->codes_required ? "code" : "open");
 	if (rc == SQLITE_CONSTRAINT)
 		fmt_into(err, errsize, "a round \"%s\" already exists", spec->id);
 	else if (rc != SQLITE_OK)
@@ -113,7 +113,7 @@ static char *opened_body(sqlite3 *db, const char *round, int n_units)
 	buf b;
 	buf_init(&b, 1 << 20);
 	sqlite3_stmt *st = db_prepare(db, "SELECT series, title_zh, title_en, scope, form_id, form_src, "
-		"rules, coalesce(closes_at, 0) FROM rounds WHERE id = ?", "t", round);
+		"rules, coalesce(closes_at, 0), mode FROM rounds WHERE id = ?", "t", round);
 	if (db_step(st) == SQLITE_ROW) {
 		unsigned char h[crypto_hash_sha256_BYTES];
 		char hex[2 * sizeof h + 1];
@@ -121,10 +121,10 @@ static char *opened_body(sqlite3 *db, const char *round, int n_units)
 		crypto_hash_sha256(h, (const unsigned char *)src, strlen(src));
 		sodium_bin2hex(hex, sizeof hex, h, sizeof h);
 		buf_fmt(&b, "{\"round\":%J,\"series\":%J,\"title_zh\":%J,\"title_en\":%J,\"scope\":%J,"
-			"\"form\":%J,\"form_sha256\":%J,\"units\":%d,\"closes_at\":%lld,\"rules\":%s}",
+			"\"form\":%J,\"form_sha256\":%J,\"units\":%d,\"closes_at\":%lld,\"mode\":%J,\"rules\":%s}",
 			round, db_col_text(st, 0), db_col_text(st, 1), db_col_text(st, 2), db_col_text(st, 3),
 			db_col_text(st, 4), hex, n_units, (long long)sqlite3_column_int64(st, 7),
-			db_col_text(st, 6)); /* rules: JSON we wrote ourselves */
+			db_col_text(st, 8), db_col_text(st, 6)); /* rules: JSON we wrote ourselves */
 	}
 	db_finalize(st);
 	return buf_take(&b);

@@ -6,6 +6,7 @@
  *   units.c    units import, units list
  *   rounds.c   round create/open/close/list, tally, ledger verify/head
  *   qrcodes.c  qr
+ *   codes.c    codes issue
  * The work itself is in the libraries (aggregator/, forms/, qr/, common/);
  * these files parse options, call them and print. */
 #ifndef PINGYI_CLI_H
@@ -39,5 +40,6 @@ int cmd_round(const cli *c, int argc, char **argv);
 int cmd_tally(const cli *c, int argc, char **argv);
 int cmd_ledger(const cli *c, int argc, char **argv);
 int cmd_qr(const cli *c, int argc, char **argv);
+int cmd_codes(const cli *c, int argc, char **argv);
 
 #endif

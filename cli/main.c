@@ -25,6 +25,7 @@ static const char usage[] =
 	"  round list                      list rounds\n"
 	"  tally ROUND [--format F]        per-unit figures: table, csv or json\n"
 	"  qr (--all | UNIT...) [...]      write QR codes (PNG, SVG) for units' form URLs\n"
+	"  codes issue ROUND ...           make ballot codes (测评码) for a voter group\n"
 	"  ledger verify | head            check the ledger's hash chain / print its head\n"
 	"\n"
 	"Run \"pingyi COMMAND --help\" for a command's options.\n";
@@ -38,6 +39,7 @@ static const struct {
 	{ "round", cmd_round },
 	{ "tally", cmd_tally },
 	{ "qr", cmd_qr },
+	{ "codes", cmd_codes },
 	{ "ledger", cmd_ledger },
 };
 

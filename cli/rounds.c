@@ -19,7 +19,7 @@
 
 static const char usage_round[] =
 	"usage: pingyi [--db PATH] round create ID --form FORM --title-zh TITLE --title-en TITLE\n"
-	"                                [--series NAME] [--scope UNIT] [--closes WHEN]\n"
+	"                                [--series NAME] [--scope UNIT] [--closes WHEN] [--codes]\n"
 	"       pingyi [--db PATH] round open ID\n"
 	"       pingyi [--db PATH] round close ID\n"
 	"       pingyi [--db PATH] round list\n"
@@ -31,6 +31,8 @@ static const char usage_round[] =
 	"  WHEN       \"YYYY-MM-DD HH:MM\" (local time), YYYY-MM-DD (end of that day),\n"
 	"             +Nd / +Nh / +Nm from now, or @UNIXTIME; the aggregator closes the\n"
 	"             round then\n"
+	"  --codes    only ballots with a code count (meetings: pingyi codes issue);\n"
+	"             without it anyone with the unit's QR code may rate it (posters)\n"
 	"Opening fixes which units the round rates (those in scope whose kind the form\n"
 	"rates) and writes the rules to the ledger; closing writes the final tally.\n";
 
@@ -109,6 +111,7 @@ static int create(const cli *c, int argc, char **argv)
 		{ "series", required_argument, NULL, 's' },
 		{ "scope", required_argument, NULL, 'p' },
 		{ "closes", required_argument, NULL, 'c' },
+		{ "codes", no_argument, NULL, 'k' },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = 1;
@@ -120,6 +123,7 @@ static int create(const cli *c, int argc, char **argv)
 		case 's': spec.series = optarg; break;
 		case 'p': spec.scope = optarg; break;
 		case 'c': closes = optarg; break;
+		case 'k': spec.codes_required = true; break;
 		default: return cli_usage(usage_round);
 		}
 	}

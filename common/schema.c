@@ -98,6 +98,24 @@ static const char *const migrations[] = {
 	"  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n"
 	"CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger\n"
 	"  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n",
+
+	/* 2: ballot codes (测评码). A round takes open ballots (posters) or
+	 * only ballots with a code. codes holds a keyed hash of each code, never
+	 * the code; code_uses records that a code rated a unit, and nothing that
+	 * leads to the ballot. */
+	"ALTER TABLE rounds ADD COLUMN mode TEXT NOT NULL DEFAULT 'open' CHECK (mode IN ('open','code'));\n"
+	"CREATE TABLE codes(\n"
+	"  hash BLOB PRIMARY KEY CHECK (length(hash) = 32),\n"
+	"  round TEXT NOT NULL REFERENCES rounds(id),\n"
+	"  grp TEXT NOT NULL,\n"
+	"  scope TEXT NOT NULL REFERENCES units(id)\n"
+	") STRICT, WITHOUT ROWID;\n"
+	"CREATE INDEX codes_by_round ON codes(round, grp);\n"
+	"CREATE TABLE code_uses(\n"
+	"  hash BLOB NOT NULL REFERENCES codes(hash),\n"
+	"  unit TEXT NOT NULL REFERENCES units(id),\n"
+	"  PRIMARY KEY (hash, unit)\n"
+	") STRICT, WITHOUT ROWID;\n",
 };
 
 enum { N_MIGRATIONS = sizeof migrations / sizeof migrations[0] };

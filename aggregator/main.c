@@ -79,7 +79,7 @@ static enum MHD_Result tally_page(struct MHD_Connection *c)
 		buf_puts(&page, en ? "<p>No round is open.</p>" : "<p>目前没有进行中的测评。</p>");
 	buf_puts(&page, "</body></html>\n");
 	enum MHD_Result r = http_send(c, 200, "text/html; charset=utf-8", buf_str(&page), page.len,
-		HTTP_NO_STORE, NULL, NULL);
+		HTTP_NO_STORE, NULL);
 	buf_free(&page);
 	return r;
 }
@@ -101,17 +101,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		static const char msg[] = "Only GET is supported: this is a read-only view.\n";
 		return http_send(c, 405, "text/plain; charset=utf-8", msg, sizeof msg - 1, HTTP_NO_STORE,
-			"Allow", "GET, HEAD");
+			(const char *const[]){ "Allow", "GET, HEAD", NULL });
 	}
 	if (strcmp(url, "/") == 0)
 		return tally_page(c);
 	if (strcmp(url, "/style.css") == 0)
-		return http_send(c, 200, "text/css", style, sizeof style - 1, HTTP_IMMUTABLE, NULL, NULL);
+		return http_send(c, 200, "text/css", style, sizeof style - 1, HTTP_IMMUTABLE, NULL);
 	if (strcmp(url, "/healthz") == 0)
-		return http_send(c, 200, "text/plain; charset=utf-8", "ok\n", 3, HTTP_NO_STORE, NULL, NULL);
+		return http_send(c, 200, "text/plain; charset=utf-8", "ok\n", 3, HTTP_NO_STORE, NULL);
 	static const char missing[] = "Not found. The tally page is at /\n";
 	return http_send(c, 404, "text/plain; charset=utf-8", missing, sizeof missing - 1,
-		HTTP_NO_STORE, NULL, NULL);
+		HTTP_NO_STORE, NULL);
 }
 
 /* Close due rounds every tick until told to stop. */

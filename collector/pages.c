@@ -6,6 +6,7 @@
 #include "col.h"
 
 #include "common/fmt.h"
+#include "common/http.h"
 
 void col_page_open(buf *out, enum form_lang lang, const char *title, const char *heading,
 	const char *subheading, const char *lang_switch_url)
@@ -35,4 +36,32 @@ void col_page_message(buf *out, enum form_lang lang, const char *heading, const 
 	col_page_open(out, lang, heading, heading, NULL, NULL);
 	buf_fmt(out, "<p class=\"message\">%s</p>", html);
 	col_page_close(out, lang);
+}
+
+enum MHD_Result col_send_page(struct MHD_Connection *c, unsigned status, buf *page,
+	const char *const *headers)
+{
+	enum MHD_Result r = http_send(c, status, "text/html; charset=utf-8", buf_str(page), page->len,
+		HTTP_NO_STORE, headers);
+	buf_free(page);
+	return r;
+}
+
+enum MHD_Result col_message(struct MHD_Connection *c, unsigned status, enum form_lang lang,
+	const char *heading, const char *html)
+{
+	buf page;
+	buf_init(&page, COL_PAGE_MAX);
+	col_page_message(&page, lang, heading, html);
+	return col_send_page(c, status, &page, NULL);
+}
+
+enum MHD_Result col_not_allowed(struct MHD_Connection *c, enum form_lang lang, const char *allow)
+{
+	buf page;
+	buf_init(&page, COL_PAGE_MAX);
+	col_page_message(&page, lang, ZH_EN(lang, "不支持的请求方式", "Method not allowed"),
+		ZH_EN(lang, "此地址只能用浏览器打开。请扫描二维码或从测评页面提交。",
+			"This address is for a web browser. Scan the QR code or submit from the form page."));
+	return col_send_page(c, 405, &page, (const char *const[]){ "Allow", allow, NULL });
 }

@@ -26,7 +26,7 @@ static pthread_t thread;
 static sqlite3 *db;
 
 /* Statements prepared once and re-bound for every ballot. */
-static sqlite3_stmt *st_state, *st_ballot, *st_count, *st_ballots, *st_comment;
+static sqlite3_stmt *st_state, *st_spend, *st_ballot, *st_count, *st_ballots, *st_comment;
 
 void col_job_free(col_job *job)
 {
@@ -70,6 +70,15 @@ static enum col_result store(col_job *job)
 	sqlite3_reset(st_state);
 	if (!open)
 		return COL_ROUND_CLOSED;
+	if (job->by_code) {
+		/* The primary key makes a code rate a unit once, however many
+		 * requests race: the second insert changes nothing. */
+		db_rebind(st_spend, "bt", job->code_hash, sizeof job->code_hash, job->unit);
+		if (!run(st_spend))
+			return COL_FAILED;
+		if (sqlite3_changes(db) == 0)
+			return COL_CODE_SPENT;
+	}
 	unsigned char id[16];
 	rnd_bytes(id, sizeof id);
 	db_rebind(st_ballot, "btttt", id, sizeof id, job->round, job->unit, job->grp, job->answers_json);
@@ -149,6 +158,7 @@ int col_writer_start(const char *path, char *err, size_t errsize)
 	if (!db)
 		return -1;
 	st_state = db_prepare(db, "SELECT state FROM rounds WHERE id = ?", NULL);
+	st_spend = db_prepare(db, "INSERT INTO code_uses(hash, unit) VALUES (?, ?) ON CONFLICT DO NOTHING", NULL);
 	st_ballot = db_prepare(db, "INSERT INTO ballots(id, round, unit, grp, answers) "
 		"VALUES (?, ?, ?, ?, ?)", NULL);
 	st_count = db_prepare(db, "INSERT INTO counts(round, unit, grp, question, level, n) "
@@ -172,6 +182,7 @@ void col_writer_stop(void)
 	pthread_mutex_unlock(&lock);
 	pthread_join(thread, NULL);
 	db_finalize(st_state);
+	db_finalize(st_spend);
 	db_finalize(st_ballot);
 	db_finalize(st_count);
 	db_finalize(st_ballots);

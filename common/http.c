@@ -11,7 +11,7 @@ static const char csp[] = "default-src 'none'; style-src 'self'; img-src 'self';
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char *content_type,
-	const char *body, size_t len, enum http_cache cache, const char *extra_name, const char *extra_value)
+	const char *body, size_t len, enum http_cache cache, const char *const *headers)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!r)
@@ -23,8 +23,8 @@ enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char 
 	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
 	MHD_add_response_header(r, "Cache-Control",
 		cache == HTTP_NO_STORE ? "no-store" : "public, max-age=86400");
-	if (extra_name)
-		MHD_add_response_header(r, extra_name, extra_value);
+	for (; headers && headers[0]; headers += 2)
+		MHD_add_response_header(r, headers[0], headers[1]);
 	enum MHD_Result ok = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ok;

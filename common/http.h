@@ -16,10 +16,11 @@ enum http_cache {
 	HTTP_IMMUTABLE,    /* static assets: cached for a day */
 };
 
-/* Queue a response (body copied) with the security headers. extra_name and
- * extra_value add one more header when not NULL (e.g. Allow, Location). */
+/* Queue a response (body copied) with the security headers. headers, when
+ * not NULL, adds more: name, value, name, value, ..., NULL (e.g. Allow,
+ * Location, Set-Cookie). */
 enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char *content_type,
-	const char *body, size_t len, enum http_cache cache, const char *extra_name, const char *extra_value);
+	const char *body, size_t len, enum http_cache cache, const char *const *headers);
 
 /* True when the request asks for English: ?lang=en, or else an
  * Accept-Language whose preferred Chinese-or-English tag is English.

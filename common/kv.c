@@ -91,6 +91,20 @@ const char *kv_get(const kv_list *list, const char *name)
 	return NULL;
 }
 
+char *kv_take(kv_list *list, const char *name)
+{
+	for (size_t i = 0; i < list->n; i++) {
+		if (strcmp(list->items[i].name, name) != 0)
+			continue;
+		char *value = list->items[i].value;
+		free(list->items[i].name);
+		memmove(&list->items[i], &list->items[i + 1], (list->n - i - 1) * sizeof *list->items);
+		list->n--;
+		return value;
+	}
+	return NULL;
+}
+
 void kv_free(kv_list *list)
 {
 	for (size_t i = 0; i < list->n; i++) {

@@ -34,6 +34,9 @@ enum kv_error {
 enum kv_error kv_parse(const char *s, size_t len, size_t max_pairs, kv_list *out);
 /* The value of name, or NULL. Owned by the list. */
 const char *kv_get(const kv_list *list, const char *name);
+/* Remove name from the list and return its value (the caller frees it),
+ * or NULL when it is not there. */
+char *kv_take(kv_list *list, const char *name);
 void kv_free(kv_list *list);
 
 #endif

@@ -25,8 +25,23 @@ static void hash_field(crypto_hash_sha256_state *st, const void *p, size_t n)
 	crypto_hash_sha256_update(st, p, n);
 }
 
-static void entry_hash(int64_t seq, int64_t at, const char *kind, const char *round,
-	const char *body, const unsigned char *prev, unsigned char out[HASH_LEN])
+/* A text column as stored: its bytes, all of them (a NUL inside must not
+ * hide what follows it from the hash). */
+typedef struct text {
+	const char *p;
+	size_t n;
+} text;
+
+static text text_of(const char *s) { return (text){ s ? s : "", s ? strlen(s) : 0 }; }
+
+static text column_text(sqlite3_stmt *st, int i)
+{
+	const char *p = (const char *)sqlite3_column_text(st, i);
+	return (text){ p ? p : "", p ? (size_t)sqlite3_column_bytes(st, i) : 0 };
+}
+
+static void entry_hash(int64_t seq, int64_t at, text kind, text round, text body,
+	const unsigned char *prev, unsigned char out[HASH_LEN])
 {
 	char num[64];
 	crypto_hash_sha256_state st;
@@ -36,9 +51,9 @@ static void entry_hash(int64_t seq, int64_t at, const char *kind, const char *ro
 	hash_field(&st, num, strlen(num));
 	fmt_into(num, sizeof num, "%lld", (long long)at);
 	hash_field(&st, num, strlen(num));
-	hash_field(&st, kind, strlen(kind));
-	hash_field(&st, round ? round : "", round ? strlen(round) : 0);
-	hash_field(&st, body, strlen(body));
+	hash_field(&st, kind.p, kind.n);
+	hash_field(&st, round.p, round.n);
+	hash_field(&st, body.p, body.n);
 	hash_field(&st, prev, HASH_LEN);
 	crypto_hash_sha256_final(&st, out);
 }
@@ -56,7 +71,7 @@ int agg_ledger_append(sqlite3 *db, const char *kind, const char *round,
 	}
 	db_finalize(st);
 	int64_t at = (int64_t)time(NULL);
-	entry_hash(seq, at, kind, round, body, prev, hash);
+	entry_hash(seq, at, text_of(kind), text_of(round), text_of(body), prev, hash);
 	int rc = db_exec(db, "INSERT INTO ledger(seq, at, kind, round, body, prev, hash) "
 		"VALUES (?, ?, ?, ?, ?, ?, ?)", "IItttbb", seq, at, kind, round, body,
 		prev, (size_t)HASH_LEN, hash, (size_t)HASH_LEN);
@@ -77,7 +92,6 @@ int64_t agg_ledger_verify(sqlite3 *db, buf *report)
 	while (!bad && (rc = db_step(st)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(st, 0);
 		int64_t at = sqlite3_column_int64(st, 1);
-		const char *round = sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : db_col_text(st, 3);
 		const void *stored_prev = sqlite3_column_blob(st, 5);
 		bool prev_ok = sqlite3_column_bytes(st, 5) == HASH_LEN && !memcmp(stored_prev, prev, HASH_LEN);
 		if (seq != expect) {
@@ -86,7 +100,7 @@ int64_t agg_ledger_verify(sqlite3 *db, buf *report)
 				(long long)expect, (long long)expect - 1, (long long)seq);
 			break;
 		}
-		entry_hash(seq, at, db_col_text(st, 2), round, db_col_text(st, 4),
+		entry_hash(seq, at, column_text(st, 2), column_text(st, 3), column_text(st, 4),
 			sqlite3_column_bytes(st, 5) == HASH_LEN ? stored_prev : prev, hash);
 		bool hash_ok = sqlite3_column_bytes(st, 6) == HASH_LEN &&
 			!memcmp(sqlite3_column_blob(st, 6), hash, HASH_LEN);

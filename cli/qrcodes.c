@@ -77,11 +77,13 @@ int cmd_qr(const cli *c, int argc, char **argv)
 		return cli_fail("unknown format \"%s\" (use png, svg or both)", format);
 	if (all == (optind < argc))
 		return cli_usage(usage);
-	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-		return cli_fail("cannot create folder %s: %s", dir, strerror(errno));
 	sqlite3 *db = cli_open(c, false);
 	if (!db)
 		return CLI_FAIL;
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		db_close(db);
+		return cli_fail("cannot create folder %s: %s", dir, strerror(errno));
+	}
 	char *base = cli_base_url(db);
 	int rc = CLI_OK, found = 0;
 	if (all) {

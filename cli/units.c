@@ -121,35 +121,6 @@ static int upsert(sqlite3 *db, const csv_row *row, int position, bool *is_new)
 		token, (int64_t)position);
 }
 
-/* After the rows are in: every parent exists and no unit is its own ancestor.
- * Reports the line of the first unit at fault (from lines[], by id). */
-static int check_tree(sqlite3 *db, char *why, size_t n, char *bad_id, size_t bad_n)
-{
-	char *missing = db_text(db, "SELECT u.id || char(9) || u.parent FROM units u "
-		"WHERE u.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM units p WHERE p.id = u.parent) "
-		"ORDER BY u.position LIMIT 1", NULL);
-	if (missing) {
-		char *tab = strchr(missing, '\t');
-		*tab = '\0';
-		str_copy(bad_id, bad_n, missing);
-		fmt_into(why, n, "parent \"%s\" of unit \"%s\" is not in the file or the database", tab + 1, missing);
-		free(missing);
-		return -1;
-	}
-	char *cycle = db_text(db, "WITH RECURSIVE up(start, id, depth) AS ("
-		"  SELECT id, parent, 1 FROM units WHERE parent IS NOT NULL"
-		"  UNION ALL SELECT up.start, u.parent, up.depth + 1 FROM up JOIN units u ON u.id = up.id"
-		"  WHERE u.parent IS NOT NULL AND up.depth < 10000 AND up.id <> up.start)"
-		" SELECT start FROM up WHERE id = start LIMIT 1", NULL);
-	if (cycle) {
-		str_copy(bad_id, bad_n, cycle);
-		fmt_into(why, n, "unit \"%s\" would be its own ancestor (the parents form a loop)", cycle);
-		free(cycle);
-		return -1;
-	}
-	return 0;
-}
-
 typedef struct seen {
 	char **ids;
 	int *lines;
@@ -172,6 +143,45 @@ static void seen_free(seen *s)
 	free(s->lines);
 }
 
+/* After the rows are in: every parent exists and no unit is its own ancestor.
+ * The unit blamed is one from this file (the first by line), so the message
+ * can name the line to fix. */
+static int check_tree(sqlite3 *db, const seen *s, char *why, size_t n, char *bad_id, size_t bad_n)
+{
+	char *missing = db_text(db, "SELECT u.id || char(9) || u.parent FROM units u "
+		"WHERE u.parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM units p WHERE p.id = u.parent) "
+		"ORDER BY u.position LIMIT 1", NULL);
+	if (missing) {
+		char *tab = strchr(missing, '\t');
+		*tab = '\0';
+		str_copy(bad_id, bad_n, missing);
+		fmt_into(why, n, "parent \"%s\" of unit \"%s\" is not in the file or the database", tab + 1, missing);
+		free(missing);
+		return -1;
+	}
+	sqlite3_stmt *st = db_prepare(db, "WITH RECURSIVE up(start, id, depth) AS ("
+		"  SELECT id, parent, 1 FROM units WHERE parent IS NOT NULL"
+		"  UNION ALL SELECT up.start, u.parent, up.depth + 1 FROM up JOIN units u ON u.id = up.id"
+		"  WHERE u.parent IS NOT NULL AND up.depth < 10000 AND up.id <> up.start)"
+		" SELECT DISTINCT start FROM up WHERE id = start", NULL);
+	int best = 0;
+	bad_id[0] = '\0';
+	while (db_step(st) == SQLITE_ROW) {
+		const char *id = db_col_text(st, 0);
+		int line = line_of(s, id);
+		if (!bad_id[0] || (line && (!best || line < best))) {
+			str_copy(bad_id, bad_n, id);
+			best = line;
+		}
+	}
+	db_finalize(st);
+	if (bad_id[0]) {
+		fmt_into(why, n, "unit \"%s\" would be its own ancestor (the parents form a loop)", bad_id);
+		return -1;
+	}
+	return 0;
+}
+
 static int import_rows(sqlite3 *db, const char *path, FILE *f, seen *s, int *added, int *updated)
 {
 	csv_reader r;
@@ -181,7 +191,7 @@ static int import_rows(sqlite3 *db, const char *path, FILE *f, seen *s, int *add
 	int got = csv_next(&r, &row, err, sizeof err);
 	if (got <= 0)
 		return got < 0 ? cli_fail("%s:%s", path, err + 5)
-			: cli_fail("%s: the file is empty (expected the header id,parent,kind,name_zh,name_en)", path);
+			: cli_fail("%s:1: the file is empty (expected the header id,parent,kind,name_zh,name_en)", path);
 	if (!header_ok(&row)) {
 		csv_row_free(&row);
 		return cli_fail("%s:%d: the first row must be the header id,parent,kind,name_zh,name_en", path, row.line);
@@ -233,10 +243,10 @@ static int import(const cli *c, const char *path)
 		rc = import_rows(db, path, f, &s, &added, &updated);
 	}
 	char why[512], bad[72];
-	if (rc == CLI_OK && check_tree(db, why, sizeof why, bad, sizeof bad) != 0)
+	if (rc == CLI_OK && check_tree(db, &s, why, sizeof why, bad, sizeof bad) != 0)
 		rc = line_of(&s, bad) ? cli_fail("%s:%d: %s", path, line_of(&s, bad), why) : cli_fail("%s: %s", path, why);
 	if (rc == CLI_OK && s.n == 0)
-		rc = cli_fail("%s: no units after the header", path);
+		rc = cli_fail("%s:2: no units after the header", path);
 	if (rc == CLI_OK && db_commit(db) != SQLITE_OK)
 		rc = cli_fail("cannot save the import: %s", sqlite3_errmsg(db));
 	if (rc != CLI_OK) {

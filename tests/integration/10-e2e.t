@@ -189,8 +189,8 @@ for uid, (_, parent, kind, name_zh, _) in BY_ID.items():
     rep = col.get(PATH[uid])
     rid = round_of(uid)
     if rid is None:
-        if rep.status != 404:
-            form_problems.append("%s (%s): %d, want 404" % (uid, kind, rep.status))
+        if rep.status != 404 or "<h1>" not in rep.text:
+            form_problems.append("%s (%s): %d, want a 404 page" % (uid, kind, rep.status))
         continue
     page = html.unescape(rep.text)
     radios = re.findall(r'<input type="radio" name="([a-z_]+)"[^>]*value="([a-z])"', rep.text)
@@ -209,12 +209,12 @@ t.ok(not form_problems, "rated units' forms (200, name, <form, every radio); com
      "\n".join(form_problems))
 
 # ---- 6. ballots through the collector -----------------------------------------
-COMMENTS = {  # (unit, comment, complaint)
-    0: ("b12", "希望多组织一些主题党日活动，谢谢！", False),
-    1: ("b12", "<script>alert(1)</script> & \"引号\" 'single'", False),
-    2: ("w1", "饭菜价格偏高，排队时间太长。\r\n请改进。", True),
-    3: ("w2", "报修后三天没人来。", True),
-}
+COMMENTS = [  # (unit, comment, complaint)
+    ("b12", "希望多组织一些主题党日活动，谢谢！", False),
+    ("b12", "<script>alert(1)</script> & \"引号\" 'single'", False),
+    ("w1", "饭菜价格偏高，排队时间太长。\r\n请改进。", True),
+    ("w2", "报修后三天没人来。", True),
+]
 ballots = []  # (unit, {question: level}, comment or None, complaint, english)
 for uid in RATED:
     prof, n = PROFILES[uid]
@@ -227,7 +227,7 @@ for uid in RATED:
 random.shuffle(ballots)
 for i, b in enumerate(ballots):
     b[4] = i % 17 == 0  # some raters read English
-for slot, (uid, text, complaint) in COMMENTS.items():
+for uid, text, complaint in COMMENTS:
     for b in ballots:
         if b[0] == uid and b[2] is None and b[1]["overall"] in "sbd":
             b[2], b[3] = text, complaint
@@ -484,7 +484,7 @@ cols = [c[1] for c in db.execute("PRAGMA table_info(comments)")]
 t.eq(sorted(cols), sorted(["id", "round", "unit", "body", "complaint"]),
      "comments hold round, unit, body, complaint and a key; nothing that points to a ballot or a time")
 stored = sorted(db.execute("SELECT round, unit, body, complaint FROM comments"))
-sent = [(round_of(u), u, text, int(c)) for u, text, c in COMMENTS.values()]
+sent = [(round_of(u), u, text, int(c)) for u, text, c in COMMENTS]
 # a browser sends CRLF in a textarea; the collector may keep it or normalise it to LF
 stored_n = sorted((a, b, c.replace("\r\n", "\n"), d) for a, b, c, d in stored)
 sent_n = sorted((a, b, c.replace("\r\n", "\n"), d) for a, b, c, d in sent)

@@ -146,6 +146,10 @@ for path in ["/u/zzzzzzzz", "/u/ab", "/u/../../etc/passwd", "/u/%00", "/u/ABCDEF
     check("GET %s: 404 page" % path, get(path), 404)
 check("POST to an unknown token: 404, nothing stored", post("/u/zzzzzzzz", "&".join("%s=s" % q for q in QUESTIONS)), 404)
 
+r = col.get("/u/zzzzzzzz", headers={"Accept-Language": "en-US,en;q=0.9,zh;q=0.5"})
+t.ok(r.status == 404 and not page_problems(r, "en"), "Accept-Language: en gets the 404 page in English",
+     page_problems(r, "en"))
+
 # ---- a unit that no round rates ----
 check("GET a unit without a round: 404 page", get("/u/" + tokens["win"]), 404,
       extra=lambda r, lang: [] if ("没有" in r.text if lang == "zh" else "no open appraisal" in r.text)
@@ -290,6 +294,14 @@ check("501-character comment: 422, form again with the comment kept",
       lambda lang: col.post(with_lang(U, lang), answers() + [("comment", long_comment)]), 422,
       extra=lambda r, lang: [] if ">" + long_comment + "</textarea>" in r.text
       else ["the comment is not in the textarea"])
+for label, comment in [("500 characters", "评" * 500), ("500 characters with CRLF line breaks", "评" * 249 + "\r\n" + "议" * 250)]:
+    def send(lang, comment=comment):
+        return col.post(with_lang(U, lang), answers() + [("comment", comment)])
+    check("a comment of %s is accepted: 303" % label, send, 303, langs=("zh",), stored=True)
+    con = sqlite3.connect(w.db)
+    kept_whole = con.execute("SELECT count(*) FROM comments WHERE body = ?", (comment.replace("\r\n", "\n"),)).fetchone()[0]
+    con.close()
+    t.ok(kept_whole == 1, "... and stored whole")
 check("complaint=1 without a comment: 422", post(U, VALID + "&complaint=1"), 422,
       extra=lambda r, lang: [] if 'name="complaint" value="1" checked' in r.text
       else ["the complaint box is not checked any more"])

@@ -142,6 +142,12 @@ for column, value in [("at", at + 1), ("kind", flip_text(kind)), ("round", flip_
     caught("one byte of %s changed in entry %d" % (column, MID),
            tampered("UPDATE ledger SET %s = ? WHERE seq = ?" % column, params=[(value, MID)]), MID)
 
+# Text after a NUL byte is still stored, and read back by other programs
+# (Python's sqlite3 returns it): it must be covered by the hash too.
+caught("bytes hidden after a NUL in the body of entry %d" % MID,
+       tampered("UPDATE ledger SET body = ? WHERE seq = ?", params=[(body + "\0forged", MID)]), MID)
+caught("bytes hidden after a NUL in the kind of entry %d" % MID,
+       tampered("UPDATE ledger SET kind = ? WHERE seq = ?", params=[(kind + "\0x", MID)]), MID)
 caught("round set to NULL in entry %d" % MID, tampered("UPDATE ledger SET round = NULL WHERE seq = 3"), MID)
 caught("first entry changed", tampered("UPDATE ledger SET body = body || ' ' WHERE seq = 1"), 1)
 caught("last entry changed", tampered("UPDATE ledger SET at = at - 3600 WHERE seq = %d" % N), N)

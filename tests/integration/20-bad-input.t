@@ -127,8 +127,16 @@ def check(name, send, status, *, extra=None, langs=("zh", "en"), stored=False):
     t.ok(not problems, name, "\n".join(problems))
 
 
+def with_token(path, body):
+    """body plus a fresh form token from path's form page, as a browser sends it."""
+    ft = col.form_token(path.split("?")[0])
+    if ft is None:
+        return body
+    return body + ("&ft=" + ft if isinstance(body, str) else b"&ft=" + ft.encode())
+
+
 def post(path, body, headers=FORM_CT):
-    return lambda lang: col.request("POST", with_lang(path, lang), body=body, headers=headers)
+    return lambda lang: col.request("POST", with_lang(path, lang), body=with_token(path, body), headers=headers)
 
 
 def get(path, method="GET"):
@@ -253,7 +261,8 @@ def declared_only(lang):
 
 
 check("100 MB announced with Expect: 100-continue: 413 at once, no 100", declared_only, 413)
-just_under = VALID + "&comment=" + "%20" * ((16 * 1024 - len(VALID) - 9) // 3)
+TOKEN_FIELD = len("&ft=") + len(col.form_token(U))
+just_under = VALID + "&comment=" + "%20" * ((16 * 1024 - len(VALID) - 9 - TOKEN_FIELD) // 3)
 check("body just under 16 KiB (comment of spaces only) is read in full: 303", post(U, just_under), 303,
       langs=("zh",), stored=True)
 
@@ -335,8 +344,8 @@ t.ok({"ballots", "comments", "counts", "ballot_counts", "ledger", "units", "roun
      "every table is still there", repr(tables))
 
 def inj_field(lang):
-    return col.request("POST", with_lang(U, lang), body=VALID + "&" + urllib.parse.quote_plus(INJECTION) + "=s",
-                       headers=FORM_CT)
+    return col.request("POST", with_lang(U, lang),
+                       body=with_token(U, VALID + "&" + urllib.parse.quote_plus(INJECTION) + "=s"), headers=FORM_CT)
 
 
 check("an injection in a field name: 400, the name escaped in the page", inj_field, 400,
@@ -345,6 +354,20 @@ check("an injection in a field name: 400, the name escaped in the page", inj_fie
 
 # ---- still healthy ----
 before = db_state()
+# ---- form tokens: a page posts once, and only a page we rendered ----
+VALID_BODY = urllib.parse.urlencode(answers())
+check("no form token: 400", lambda lang: col.request("POST", with_lang(U, lang), body=VALID_BODY,
+      headers=FORM_CT), 400)
+check("a forged form token: 400", lambda lang: col.request("POST", with_lang(U, lang),
+      body=VALID_BODY + "&ft=" + "A" * 34, headers=FORM_CT), 400)
+ft = col.form_token(U)
+first = col.request("POST", U, body=VALID_BODY + "&ft=" + ft, headers=FORM_CT)
+t.eq(first.status, 303, "a page posted once: 303")
+before = db_state()
+replay = col.request("POST", U, body=VALID_BODY + "&ft=" + ft, headers=FORM_CT)
+t.ok(replay.status == 409 and "已经提交" in replay.text and db_state() == before,
+     "the same page posted again: 409, nothing stored", "status %d" % replay.status)
+
 r = col.post(U + "?lang=en", answers(overall="b", members="d"))
 after = db_state()
 t.ok(r.status == 303 and r.headers.get("location") == U + "/done?lang=en",

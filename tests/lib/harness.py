@@ -102,10 +102,26 @@ class Daemon:
     def get(self, path, headers=None):
         return self.request("GET", path, headers=headers)
 
-    def post(self, path, fields, headers=None):
-        """POST fields (a dict or a list of pairs, or raw bytes/str) urlencoded."""
+    def form_token(self, path, headers=None):
+        """The form token ("ft") of the form page at path, or None."""
+        r = self.get(path, headers=headers)
+        m = re.search(r'name="ft" value="([^"]+)"', r.text)
+        return m.group(1) if m else None
+
+    def post(self, path, fields, headers=None, token=True):
+        """POST fields (a dict or a list of pairs, or raw bytes/str) urlencoded.
+
+        For a ballot (a dict or list posted to /u/... or /c/...), a fresh form
+        token is fetched from the form page and added unless the fields carry
+        "ft" or token is False; raw bodies are sent exactly as given."""
         if isinstance(fields, (dict, list)):
-            body = urllib.parse.urlencode(fields).encode()
+            pairs = list(fields.items()) if isinstance(fields, dict) else list(fields)
+            if token and re.match(r"^/(u|c)/[^?]*/?", path) and path.count("/") >= 2 \
+                    and not any(k == "ft" for k, _ in pairs):
+                ft = self.form_token(path.split("?")[0], headers=headers)
+                if ft:
+                    pairs.append(("ft", ft))
+            body = urllib.parse.urlencode(pairs).encode()
         else:
             body = fields.encode() if isinstance(fields, str) else fields
         h = {"Content-Type": "application/x-www-form-urlencoded"}

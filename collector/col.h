@@ -152,6 +152,9 @@ enum col_limit { COL_LIMIT_CODE_FAILURES, COL_LIMIT_OPEN_BALLOTS };
  * takes the client address from X-Real-IP / X-Forwarded-For when the peer
  * is on loopback (nginx on the same machine). */
 void col_guard_init(const unsigned char *secret, bool trust_proxy, bool secure_cookies);
+/* Change a limit from "BURST,PER_SECOND" (e.g. "3000,20"). False when the
+ * text is not that. Call before serving. */
+bool col_limit_set(enum col_limit which, const char *spec);
 /* Take one unit from the address's bucket for this limit. False when the
  * bucket is empty (answer 429). Addresses are kept only as keyed hashes. */
 bool col_limit_take(struct MHD_Connection *c, enum col_limit which);

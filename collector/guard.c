@@ -38,7 +38,7 @@ enum {
 	TOKEN_TTL = 6 * 3600,
 };
 
-static const struct {
+static struct {
 	double burst, per_second;
 } limit_rates[] = {
 	[COL_LIMIT_CODE_FAILURES] = { 60, 1 },
@@ -62,6 +62,21 @@ static bool trust_proxy, secure_cookies;
 static void derive(const unsigned char *secret, const char *label, unsigned char *out)
 {
 	crypto_auth_hmacsha256(out, (const unsigned char *)label, strlen(label), secret);
+}
+
+bool col_limit_set(enum col_limit which, const char *spec)
+{
+	char burst[32];
+	const char *comma = strchr(spec, ',');
+	double b, r;
+	if (!comma || (size_t)(comma - spec) >= sizeof burst)
+		return false;
+	str_copy(burst, (size_t)(comma - spec) + 1, spec);
+	if (!str_to_double(burst, 1, 1e9, &b) || !str_to_double(comma + 1, 0, 1e9, &r))
+		return false;
+	limit_rates[which].burst = b;
+	limit_rates[which].per_second = r;
+	return true;
 }
 
 void col_guard_init(const unsigned char *secret, bool proxy, bool secure)

@@ -30,6 +30,9 @@ static const char usage[] =
 	"  --connections N      most connections at once (default 1024)\n"
 	"  --per-ip N           most connections from one address (default 0: no limit,\n"
 	"                       as a campus NAT or a proxy puts thousands behind one)\n"
+	"  --ballot-limit B,R   open-round ballots per address: a burst of B, then R a\n"
+	"                       second (default 3000,20: a campus behind one NAT fits)\n"
+	"  --code-limit B,R     refused ballot codes per address (default 60,1)\n"
 	"  --trust-proxy        take the client address for rate limits from X-Real-IP or\n"
 	"                       X-Forwarded-For when the peer is on loopback (nginx)\n"
 	"  --help               this text\n";
@@ -79,6 +82,8 @@ int main(int argc, char **argv)
 		{ "connections", required_argument, NULL, 'c' },
 		{ "per-ip", required_argument, NULL, 'p' },
 		{ "trust-proxy", no_argument, NULL, 't' },
+		{ "ballot-limit", required_argument, NULL, 'b' },
+		{ "code-limit", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -95,6 +100,14 @@ int main(int argc, char **argv)
 				fail("--per-ip takes a number from 0 to 100000");
 			break;
 		case 't': trust_proxy = true; break;
+		case 'b':
+			if (!col_limit_set(COL_LIMIT_OPEN_BALLOTS, optarg))
+				fail("--ballot-limit takes BURST,PER_SECOND, e.g. 3000,20");
+			break;
+		case 'k':
+			if (!col_limit_set(COL_LIMIT_CODE_FAILURES, optarg))
+				fail("--code-limit takes BURST,PER_SECOND, e.g. 60,1");
+			break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}

@@ -77,8 +77,18 @@ typedef struct agg_unit {
 	const char *grade;          /* own grade, NULL when not rated */
 } agg_unit;
 
+/* Participation (参评率) of one voter group in a code round. */
+typedef struct agg_turnout {
+	char *group;
+	int64_t issued;             /* codes issued */
+	int64_t used;               /* codes that rated at least one unit */
+} agg_turnout;
+
 typedef struct agg_tally {
 	char *round, *series, *title_zh, *title_en, *state;
+	bool code_round;
+	agg_turnout *turnout;       /* per voter group, code rounds only */
+	size_t n_turnout;
 	int64_t closes_at;          /* 0 when none */
 	agg_rules rules;
 	form *form;

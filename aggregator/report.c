@@ -22,11 +22,25 @@ static void json_figures(buf *out, const agg_figures *f)
 		buf_puts(out, "\"rate\":null,\"score\":null,\"dissatisfied\":null,\"met\":null}");
 }
 
+static double turnout_rate(const agg_turnout *g)
+{
+	return g->issued ? (double)g->used / (double)g->issued : 0;
+}
+
 void agg_tally_json(const agg_tally *t, buf *out)
 {
 	buf_fmt(out, "{\"round\":%J,\"series\":%J,\"title_zh\":%J,\"title_en\":%J,\"state\":%J,"
-		"\"target\":%.4f,\"k\":%d,\"units\":[", t->round, t->series, t->title_zh, t->title_en,
+		"\"target\":%.4f,\"k\":%d,", t->round, t->series, t->title_zh, t->title_en,
 		t->state, t->rules.target, t->rules.k_scores);
+	if (t->code_round) {
+		buf_puts(out, "\"participation\":[");
+		for (size_t i = 0; i < t->n_turnout; i++)
+			buf_fmt(out, "%s{\"group\":%J,\"issued\":%lld,\"used\":%lld,\"rate\":%.4f}", i ? "," : "",
+				t->turnout[i].group, (long long)t->turnout[i].issued, (long long)t->turnout[i].used,
+				turnout_rate(&t->turnout[i]));
+		buf_puts(out, "],");
+	}
+	buf_puts(out, "\"units\":[");
 	for (size_t i = 0; i < t->n_units; i++) {
 		const agg_unit *u = &t->units[i];
 		buf_fmt(out, "%s{\"id\":%J,\"parent\":", i ? "," : "", u->id);
@@ -144,6 +158,14 @@ void agg_tally_text(const agg_tally *t, buf *out)
 		}
 		buf_putc(out, '\n');
 	}
+	if (t->code_round) {
+		buf_puts(out, "\nparticipation (参评率) by voter group:\n");
+		for (size_t i = 0; i < t->n_turnout; i++) {
+			pad(out, t->turnout[i].group, 12, false);
+			buf_fmt(out, "  %lld of %lld codes used  %.1f%%\n", (long long)t->turnout[i].used,
+				(long long)t->turnout[i].issued, turnout_rate(&t->turnout[i]) * 100);
+		}
+	}
 }
 
 /* ---- HTML, for the aggregator's pages ---- */
@@ -184,5 +206,16 @@ void agg_tally_html(const agg_tally *t, enum form_lang lang, buf *out)
 		html_figures(out, &u->subtree, u->has_subtree);
 		buf_puts(out, "</tr>");
 	}
-	buf_puts(out, "</tbody></table></section>");
+	buf_puts(out, "</tbody></table>");
+	if (t->code_round && t->n_turnout) {
+		buf_fmt(out, "<table class=\"turnout\"><thead><tr><th>%s</th><th>%s</th><th>%s</th><th>%s</th></tr></thead><tbody>",
+			en ? "Voter group" : "参评群体", en ? "Codes issued" : "发放测评码", en ? "Used" : "已使用",
+			en ? "Participation" : "参评率");
+		for (size_t i = 0; i < t->n_turnout; i++)
+			buf_fmt(out, "<tr><th scope=\"row\">%h</th><td>%lld</td><td>%lld</td><td>%.1f%%</td></tr>",
+				t->turnout[i].group, (long long)t->turnout[i].issued, (long long)t->turnout[i].used,
+				turnout_rate(&t->turnout[i]) * 100);
+		buf_puts(out, "</tbody></table>");
+	}
+	buf_puts(out, "</section>");
 }

@@ -244,7 +244,7 @@ static int load_round(sqlite3 *db, const char *round, agg_tally *t, char **scope
 	char *err, size_t errsize)
 {
 	sqlite3_stmt *st = db_prepare(db, "SELECT series, title_zh, title_en, state, "
-		"coalesce(closes_at, 0), form_src, rules, scope FROM rounds WHERE id = ?", "t", round);
+		"coalesce(closes_at, 0), form_src, rules, scope, mode FROM rounds WHERE id = ?", "t", round);
 	if (db_step(st) != SQLITE_ROW) {
 		db_finalize(st);
 		fmt_into(err, errsize, "no round \"%s\" (see: pingyi round list)", round);
@@ -257,10 +257,25 @@ static int load_round(sqlite3 *db, const char *round, agg_tally *t, char **scope
 	t->state = xstrdup(db_col_text(st, 3));
 	t->closes_at = sqlite3_column_int64(st, 4);
 	*scope = sqlite3_column_type(st, 7) == SQLITE_NULL ? NULL : xstrdup(db_col_text(st, 7));
+	t->code_round = strcmp(db_col_text(st, 8), "code") == 0;
 	t->form = form_parse(db_col_text(st, 5), round, err, errsize);
 	int rc = t->form ? agg_rules_parse_json(db_col_text(st, 6), &t->rules, err, errsize) : -1;
 	db_finalize(st);
 	return rc;
+}
+
+/* Codes issued and used per voter group: the participation rate. */
+static void load_turnout(sqlite3 *db, agg_tally *t)
+{
+	sqlite3_stmt *st = db_prepare(db, "SELECT c.grp, count(*), "
+		"sum(EXISTS (SELECT 1 FROM code_uses u WHERE u.hash = c.hash)) "
+		"FROM codes c WHERE c.round = ? GROUP BY c.grp ORDER BY c.grp", "t", t->round);
+	while (db_step(st) == SQLITE_ROW) {
+		t->turnout = xrealloc(t->turnout, (t->n_turnout + 1) * sizeof *t->turnout);
+		t->turnout[t->n_turnout++] = (agg_turnout){ xstrdup(db_col_text(st, 0)),
+			sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2) };
+	}
+	db_finalize(st);
 }
 
 int agg_tally_load(sqlite3 *db, const char *round, agg_tally *t, char *err, size_t errsize)
@@ -272,6 +287,8 @@ int agg_tally_load(sqlite3 *db, const char *round, agg_tally *t, char *err, size
 		agg_tally_free(t);
 		return -1;
 	}
+	if (t->code_round)
+		load_turnout(db, t);
 	tree tr = { 0 };
 	load_units(db, round, &tr);
 	load_counts(db, round, t->form, &tr);
@@ -312,6 +329,9 @@ void agg_tally_free(agg_tally *t)
 		free(u->questions);
 	}
 	free(t->units);
+	for (size_t i = 0; i < t->n_turnout; i++)
+		free(t->turnout[i].group);
+	free(t->turnout);
 	free(t->round); free(t->series); free(t->title_zh); free(t->title_en); free(t->state);
 	if (t->form)
 		form_free(t->form);

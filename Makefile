@@ -50,7 +50,7 @@ LIBFORMS  = $(BUILD)/libforms.a
 LIBQR     = $(BUILD)/libqr.a
 LIBAGG    = $(BUILD)/libagg.a
 
-COL_LIBS = $(call lib,libmicrohttpd sqlite3 libsodium jansson) -lpthread
+COL_LIBS = $(call lib,libmicrohttpd sqlite3 libsodium jansson) -lpthread -lm
 AGG_LIBS = $(call lib,libmicrohttpd sqlite3 libsodium jansson) -lpthread -lm
 CLI_LIBS = $(call lib,sqlite3 libsodium jansson libqrencode libpng) -lm
 TEST_LIBS = $(call lib,cmocka libmicrohttpd sqlite3 libsodium jansson libqrencode libpng) -lpthread -lm

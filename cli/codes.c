@@ -96,9 +96,12 @@ int cmd_codes(const cli *c, int argc, char **argv)
 		char *url = fmt_alloc("%s/c/%s", base, code);
 		char *line = csv ? fmt_alloc("%C,%C,%C,%C\r\n", printed, url, group, scope) : fmt_alloc("%s\n", printed);
 		fputs(line, stdout);
+		fflush(stdout);   /* issued codes must reach the output whatever happens next */
 		free(line);
 		if (qr_dir && rc == CLI_OK) {
-			char *path = fmt_alloc("%s/%04d.png", qr_dir, i + 1);
+			char name[16];
+			snprintf(name, sizeof name, "%04d.png", i + 1);
+			char *path = fmt_alloc("%s/%s", qr_dir, name);
 			if (qr_write(url, QR_PNG, 8, path, err, sizeof err) != 0)
 				rc = cli_fail("%s (the codes above are issued; print them from this output)", err);
 			free(path);

@@ -298,11 +298,17 @@ enum MHD_Result col_take_ballot(struct MHD_Connection *c, col_request *rq, const
 		return r;
 	}
 	kv_free(&fields);
+	if (!col_writer_admit()) {
+		form_ballot_free(&b);
+		return col_message(c, 503, lang, ZH_EN(lang, "服务正在重启", "The service is restarting"),
+			ZH_EN(lang, "您的评价没有保存。请稍等片刻，然后重新提交。",
+				"Your ballot was not saved. Please wait a moment and submit it again."));
+	}
 	col_token_spend(rq->nonce_key);
 	rq->target = *t;
 	rq->job = make_job(t, &b, c);
 	form_ballot_free(&b);
-	MHD_suspend_connection(c);
+	MHD_suspend_connection(c);   /* before queueing: the writer may resume at once */
 	col_writer_submit(rq->job);
 	return MHD_YES;
 }
@@ -312,6 +318,7 @@ enum MHD_Result col_answer_ballot(struct MHD_Connection *c, col_request *rq)
 	enum form_lang lang = rq->lang;
 	const col_target *t = &rq->target;
 	char next[128], cookie[160];
+	col_writer_answered();
 	switch (rq->job->result) {
 	case COL_STORED:
 		if (t->by_code) {

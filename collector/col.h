@@ -93,12 +93,22 @@ struct col_job {
 
 /* Start the writer on its own connection to path. Returns 0 or -1 with err. */
 int col_writer_start(const char *path, char *err, size_t errsize);
-/* Queue a job; the writer resumes job->conn once it is committed or failed. */
+/* A ballot's way through the writer, from the handler's side:
+ *   col_writer_admit()   reserve a place; false once shutdown has begun
+ *   (suspend the connection)
+ *   col_writer_submit()  queue it; the writer resumes the connection once
+ *                        the batch is committed (or failed)
+ *   col_writer_answered()   the handler has answered it
+ * Shutdown (col_writer_drain) waits until every admitted ballot is answered,
+ * so no ballot is stored without its rater hearing so. */
+bool col_writer_admit(void);
 void col_writer_submit(col_job *job);
+void col_writer_answered(void);
+/* Refuse new ballots and wait (up to timeout_ms) until every admitted one is
+ * answered. Returns true when none is left. */
+bool col_writer_drain(int timeout_ms);
 /* Commit what is queued, then stop the thread. */
 void col_writer_stop(void);
-/* True while no job is queued or being committed. */
-bool col_writer_idle(void);
 void col_job_free(col_job *job);
 
 /* ---- routes.c ---- */

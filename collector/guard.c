@@ -20,6 +20,7 @@
 #include "col.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <sodium.h>
 #include <string.h>
 #include <time.h>
@@ -106,10 +107,13 @@ static uint64_t address_key(struct MHD_Connection *c)
 	else if (sa && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
 	if (trust_proxy && (str_starts(addr, "127.") || strcmp(addr, "::1") == 0)) {
+		/* The last X-Forwarded-For entry is the one nginx appended
+		 * ($proxy_add_x_forwarded_for); earlier ones, and X-Real-IP unless
+		 * nginx sets it, are whatever the client claims. */
 		const char *real = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP");
 		const char *fwd = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-For");
 		const char *last = fwd ? strrchr(fwd, ',') : NULL;
-		const char *from = real ? real : last ? last + 1 : fwd;
+		const char *from = last ? last + 1 : fwd ? fwd : real;
 		if (from) {
 			while (*from == ' ')
 				from++;
@@ -175,7 +179,11 @@ enum MHD_Result col_limited(struct MHD_Connection *c, enum form_lang lang, enum 
 		col_page_message(&page, lang, ZH_EN(lang, "提交过于频繁", "Too many ballots"),
 			ZH_EN(lang, "来自您所在网络的提交过多，请稍后再试。您的评价没有保存。",
 				"Too many ballots came from your network. Please try again shortly; yours was not saved."));
-	return col_send_page(c, 429, &page, (const char *const[]){ "Retry-After", "60", NULL });
+	/* Time for one token to come back, in whole seconds (at least 1). */
+	double rate = limit_rates[which].per_second;
+	char after[32];
+	fmt_into(after, sizeof after, "%lld", rate > 0 ? (long long)ceil(1 / rate) : 3600LL);
+	return col_send_page(c, 429, &page, (const char *const[]){ "Retry-After", after, NULL });
 }
 
 /* ---- form tokens ---- */

@@ -33,8 +33,10 @@ static const char usage[] =
 	"  --ballot-limit B,R   open-round ballots per address: a burst of B, then R a\n"
 	"                       second (default 3000,20: a campus behind one NAT fits)\n"
 	"  --code-limit B,R     refused ballot codes per address (default 60,1)\n"
-	"  --trust-proxy        take the client address for rate limits from X-Real-IP or\n"
-	"                       X-Forwarded-For when the peer is on loopback (nginx)\n"
+	"  --trust-proxy        take the client address for rate limits from the last\n"
+	"                       X-Forwarded-For entry (or X-Real-IP) when the peer is on\n"
+	"                       loopback: nginx with proxy_set_header X-Forwarded-For\n"
+	"                       $proxy_add_x_forwarded_for\n"
 	"  --help               this text\n";
 
 static void fail(const char *what)
@@ -144,9 +146,10 @@ int main(int argc, char **argv)
 
 	wait_for_stop(&stop_signals);
 	MHD_quiesce_daemon(d);
-	/* Let queued ballots commit and their answers go out before stopping. */
-	for (int i = 0; i < 200 && !col_writer_idle(); i++)
-		usleep(10 * 1000);
+	/* Refuse new ballots (503), let the admitted ones commit and be answered,
+	 * then give the answers a moment to leave before closing connections. */
+	if (!col_writer_drain(10000))
+		log_warn("ballots still unanswered after 10 s; stopping anyway");
 	usleep(50 * 1000);
 	MHD_stop_daemon(d);
 	col_writer_stop();

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/db.h"
 #include "common/fmt.h"
@@ -21,7 +22,8 @@
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static col_job *queue_head, *queue_tail;
-static bool stopping, busy;
+static bool stopping, draining;
+static int in_flight;       /* admitted and not yet answered */
 static pthread_t thread;
 static sqlite3 *db;
 
@@ -45,16 +47,45 @@ void col_writer_submit(col_job *job)
 	else
 		queue_head = job;
 	queue_tail = job;
-	pthread_cond_signal(&wake);
+	pthread_cond_broadcast(&wake);
 	pthread_mutex_unlock(&lock);
 }
 
-bool col_writer_idle(void)
+bool col_writer_admit(void)
 {
 	pthread_mutex_lock(&lock);
-	bool idle = !queue_head && !busy;
+	bool ok = !draining;
+	in_flight += ok;
 	pthread_mutex_unlock(&lock);
-	return idle;
+	return ok;
+}
+
+void col_writer_answered(void)
+{
+	pthread_mutex_lock(&lock);
+	in_flight--;
+	pthread_cond_broadcast(&wake);
+	pthread_mutex_unlock(&lock);
+}
+
+bool col_writer_drain(int timeout_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&lock);
+	draining = true;
+	int rc = 0;
+	while (in_flight > 0 && rc == 0)
+		rc = pthread_cond_timedwait(&wake, &lock, &until);
+	bool done = in_flight == 0;
+	pthread_mutex_unlock(&lock);
+	return done;
 }
 
 static bool run(sqlite3_stmt *st)
@@ -132,12 +163,10 @@ static void *writer_main(void *arg)
 	(void)arg;
 	for (;;) {
 		pthread_mutex_lock(&lock);
-		busy = false;
 		while (!queue_head && !stopping)
 			pthread_cond_wait(&wake, &lock);
 		col_job *batch = queue_head;
 		queue_head = queue_tail = NULL;
-		busy = batch != NULL;
 		bool stop = stopping && !batch;
 		pthread_mutex_unlock(&lock);
 		if (stop)
@@ -178,7 +207,7 @@ void col_writer_stop(void)
 {
 	pthread_mutex_lock(&lock);
 	stopping = true;
-	pthread_cond_signal(&wake);
+	pthread_cond_broadcast(&wake);
 	pthread_mutex_unlock(&lock);
 	pthread_join(thread, NULL);
 	db_finalize(st_state);

@@ -52,7 +52,7 @@ bool code_normalise(const char *in, char *out)
 		i += len;
 	}
 	out[n] = '\0';
-	return n == CODE_LEN;
+	return n == CODE_LEN && strlen(in) <= CODE_INPUT_MAX;
 }
 
 void code_print(const char *code, char *out)

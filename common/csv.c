@@ -108,8 +108,10 @@ int csv_next(csv_reader *r, csv_row *row, char *err, size_t errsize)
 			continue;
 		}
 		if (c == ',') {
-			if (end_field(row, &field, err, errsize) < 0)
+			if (end_field(row, &field, err, errsize) < 0) {
+				buf_free(&field);
 				return -1;
+			}
 			quoted = 0;
 			any = 1;
 			continue;
@@ -131,8 +133,10 @@ int csv_next(csv_reader *r, csv_row *row, char *err, size_t errsize)
 				row->line = r->line;
 				continue; /* blank line */
 			}
-			if (end_field(row, &field, err, errsize) < 0)
+			if (end_field(row, &field, err, errsize) < 0) {
+				buf_free(&field);
 				return -1;
+			}
 			buf_free(&field);
 			return 1;
 		}

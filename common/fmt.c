@@ -98,12 +98,13 @@ bool buf_vfmt(buf *b, const char *fmt, va_list ap)
 			continue;
 		}
 		p++;
+		size_t mark = b->len;   /* a conversion goes in whole or not at all */
 		if (*p == '.' && p[1] >= '0' && p[1] <= '9' && p[2] == 'f') {
 			char num[64];
 			snprintf(num, sizeof num, "%.*f", p[1] - '0', va_arg(ap, double));
 			ok = buf_puts(b, num);
 			p += 2;
-			continue;
+			goto next;
 		}
 		const char *s;
 		switch (*p) {
@@ -131,6 +132,11 @@ bool buf_vfmt(buf *b, const char *fmt, va_list ap)
 			goto bad;
 		default:
 			goto bad;
+		}
+next:
+		if (!ok && b->data) {
+			b->len = mark;
+			b->data[mark] = '\0';
 		}
 	}
 	return ok;

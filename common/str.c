@@ -30,7 +30,8 @@ bool str_to_int(const char *s, int min, int max, int *out)
 
 bool str_to_double(const char *s, double min, double max, double *out)
 {
-	if (!s || !*s || strchr(" \t\n", s[0]))
+	/* Plain decimal only: strtod would also take hex, "inf" and leading space. */
+	if (!s || !*s || s[strspn(s, "0123456789+-.eE")] != '\0')
 		return false;
 	char *end;
 	errno = 0;

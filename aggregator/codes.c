@@ -21,6 +21,18 @@ static bool load_secret(sqlite3 *db, unsigned char *secret)
 	return ok;
 }
 
+/* When the round weights voter groups, codes may only be for those groups. */
+static bool group_weighted(sqlite3 *db, const char *round, const char *group)
+{
+	char *json = db_text(db, "SELECT rules FROM rounds WHERE id = ?", "t", round);
+	agg_rules rules;
+	char err[256];
+	bool ok = json && agg_rules_parse_json(json, &rules, err, sizeof err) == 0 &&
+		agg_rules_weight(&rules, group) >= 0;
+	free(json);
+	return ok;
+}
+
 /* Check the round, group and scope; fill err and return false if wrong. */
 static bool issuable(sqlite3 *db, const char *round, const char *group, const char *scope,
 	int count, char *err, size_t errsize)
@@ -39,6 +51,9 @@ static bool issuable(sqlite3 *db, const char *round, const char *group, const ch
 		fmt_into(err, errsize, "the voter group must be 1 to 32 characters on one line (e.g. 党员, 群众)");
 	else if (count < 1 || count > 100000)
 		fmt_into(err, errsize, "--count must be from 1 to 100000");
+	else if (!group_weighted(db, round, group))
+		fmt_into(err, errsize, "round \"%s\" weights voter groups and \"%s\" is not one of them "
+			"(see its rules file's [weights])", round, group);
 	else if (db_int(db, 0, "SELECT count(*) FROM units WHERE id = ?", "t", scope) == 0)
 		fmt_into(err, errsize, "no unit \"%s\" (see: pingyi units list)", scope);
 	else if (db_int(db, 0, "WITH RECURSIVE up(id) AS (SELECT ?1 UNION SELECT u.parent FROM units u "

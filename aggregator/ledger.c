@@ -9,6 +9,7 @@
  * only be caught against a head hash published elsewhere. */
 #include "agg.h"
 
+#include <jansson.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -82,6 +83,72 @@ int agg_ledger_append(sqlite3 *db, const char *kind, const char *round,
 	return 0;
 }
 
+/* The fields of a unit's figures that a recorded result must keep. */
+static bool same_figures(json_t *a, json_t *b)
+{
+	static const char *const keys[] = { "ballots", "valid", "rate", "score", "dissatisfied", "met" };
+	if (json_is_null(a) || json_is_null(b) || !a || !b)
+		return json_is_null(a) == json_is_null(b) && !a == !b;
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		if (!json_equal(json_object_get(a, keys[i]), json_object_get(b, keys[i])))
+			return false;
+	return true;
+}
+
+/* Does a recorded round.closed body agree with a recount of the ballots?
+ * Fills why with the first unit that differs. */
+static bool matches_recount(sqlite3 *db, const char *round, const char *body, char *why, size_t n)
+{
+	agg_tally t;
+	char err[512];
+	if (agg_tally_recount(db, round, &t, err, sizeof err) != 0) {
+		fmt_into(why, n, "%s", err);
+		return false;
+	}
+	buf now;
+	buf_init(&now, 256 << 20);
+	agg_tally_json(&t, &now);
+	agg_tally_free(&t);
+	json_t *a = json_loads(body, 0, NULL), *b = json_loads(buf_str(&now), 0, NULL);
+	buf_free(&now);
+	json_t *ua = json_object_get(a, "units"), *ub = json_object_get(b, "units");
+	bool ok = json_is_array(ua) && json_is_array(ub) && json_array_size(ua) == json_array_size(ub);
+	if (!ok)
+		fmt_into(why, n, "it lists other units than a recount does");
+	for (size_t i = 0; ok && i < json_array_size(ua); i++) {
+		json_t *x = json_array_get(ua, i), *y = json_array_get(ub, i);
+		ok = json_equal(json_object_get(x, "id"), json_object_get(y, "id")) &&
+			json_equal(json_object_get(x, "grade"), json_object_get(y, "grade")) &&
+			same_figures(json_object_get(x, "own"), json_object_get(y, "own")) &&
+			same_figures(json_object_get(x, "subtree"), json_object_get(y, "subtree"));
+		if (!ok)
+			fmt_into(why, n, "unit %s differs from a recount of the ballots",
+				json_string_value(json_object_get(x, "id")));
+	}
+	json_decref(a);
+	json_decref(b);
+	return ok;
+}
+
+/* Each round's last round.closed entry against a recount. Returns the
+ * first entry that disagrees, or 0. */
+static int64_t check_closed_rounds(sqlite3 *db, buf *report)
+{
+	int64_t bad = 0;
+	sqlite3_stmt *st = db_prepare(db, "SELECT seq, round, body FROM ledger l WHERE kind = 'round.closed' "
+		"AND seq = (SELECT max(seq) FROM ledger WHERE kind = 'round.closed' AND round = l.round) ORDER BY seq", NULL);
+	while (!bad && db_step(st) == SQLITE_ROW) {
+		char why[512];
+		if (!matches_recount(db, db_col_text(st, 1), db_col_text(st, 2), why, sizeof why)) {
+			bad = sqlite3_column_int64(st, 0);
+			buf_fmt(report, "entry %lld records round %s's result, but %s\n", (long long)bad,
+				db_col_text(st, 1), why);
+		}
+	}
+	db_finalize(st);
+	return bad;
+}
+
 int64_t agg_ledger_verify(sqlite3 *db, buf *report)
 {
 	unsigned char prev[HASH_LEN] = { 0 }, hash[HASH_LEN];
@@ -124,6 +191,9 @@ int64_t agg_ledger_verify(sqlite3 *db, buf *report)
 		buf_fmt(report, "cannot read the ledger: %s\n", sqlite3_errmsg(db));
 		return -1;
 	}
-	buf_fmt(report, "ledger intact: %lld entries\n", (long long)expect - 1);
+	if ((bad = check_closed_rounds(db, report)) != 0)
+		return bad;
+	buf_fmt(report, "ledger intact: %lld entries; every closed round's result agrees with its ballots\n",
+		(long long)expect - 1);
 	return 0;
 }

@@ -134,6 +134,11 @@ static void *scheduler(void *arg)
 				closed, closed == 1 ? "" : "s");
 		if (err[0])
 			log_error("%s", err);
+		int tickets = agg_complaints_sync(db, (int64_t)time(NULL), "pingyi-aggregator", NULL, err, sizeof err);
+		if (tickets < 0)
+			log_error("complaints: %s", err);
+		else if (tickets > 0)
+			log_info("made %d complaint ticket%s (pingyi complaints list)", tickets, tickets == 1 ? "" : "s");
 		pthread_mutex_lock(&stop_lock);
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);

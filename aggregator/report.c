@@ -5,10 +5,20 @@
  * Computing the tally is tally.c; the XLSX exports will live beside these. */
 #include "agg.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "common/fmt.h"
 #include "common/str.h"
+
+/* A rate as a person reads it: a percentage cut (not rounded) to two
+ * decimals, so 94.996% shows as 94.99% beside "target not met" rather than
+ * 95.00%. Rates are fractions with denominators far below 10^9, so the
+ * small nudge only undoes binary rounding at exact boundaries. */
+static double percent(double rate)
+{
+	return floor(rate * 10000 + 1e-9) / 100;
+}
 
 /* ---- JSON ---- */
 
@@ -32,6 +42,11 @@ void agg_tally_json(const agg_tally *t, buf *out)
 	buf_fmt(out, "{\"round\":%J,\"series\":%J,\"title_zh\":%J,\"title_en\":%J,\"state\":%J,"
 		"\"target\":%.4f,\"k\":%d,", t->round, t->series, t->title_zh, t->title_en,
 		t->state, t->rules.target, t->rules.k_scores);
+	buf_puts(out, "\"groups\":[");
+	for (size_t g = 0; g < t->n_groups; g++)
+		buf_fmt(out, "%s%J", g ? "," : "", t->groups[g]);
+	buf_puts(out, "],\"previous\":");
+	buf_fmt(out, t->previous ? "%J," : "null,", t->previous);
 	if (t->code_round) {
 		buf_puts(out, "\"participation\":[");
 		for (size_t i = 0; i < t->n_turnout; i++)
@@ -53,6 +68,26 @@ void agg_tally_json(const agg_tally *t, buf *out)
 			buf_puts(out, "null");
 		buf_fmt(out, ",\"grade\":");
 		buf_fmt(out, u->grade ? "%J" : "null", u->grade);
+		buf_fmt(out, ",\"rank\":");
+		buf_fmt(out, u->rank ? "%d" : "null", u->rank);
+		buf_puts(out, ",\"trend\":");
+		if (!u->has_trend)
+			buf_puts(out, "null");
+		else if (u->trend_shown)
+			buf_fmt(out, "{\"delta\":%.4f,\"laggards\":%d}", u->delta, u->laggards);
+		else
+			buf_fmt(out, "{\"delta\":null,\"laggards\":%d}", u->laggards);
+		buf_puts(out, ",\"groups\":");
+		if (u->rated) {
+			buf_putc(out, '{');
+			for (size_t g = 0; g < t->n_groups; g++) {
+				buf_fmt(out, "%s%J:", g ? "," : "", t->groups[g]);
+				json_figures(out, &u->groups[g]);
+			}
+			buf_putc(out, '}');
+		} else {
+			buf_puts(out, "null");
+		}
 		buf_puts(out, ",\"subtree\":");
 		if (u->has_subtree)
 			json_figures(out, &u->subtree);
@@ -84,7 +119,7 @@ static void csv_figures(buf *out, const agg_figures *f, bool present)
 	}
 	buf_fmt(out, ",%lld,%lld", (long long)f->ballots, (long long)f->valid);
 	if (f->shown)
-		buf_fmt(out, ",%.2f%%,%.2f", f->rate * 100, f->score);
+		buf_fmt(out, ",%.2f%%,%.2f", percent(f->rate), f->score);
 	else
 		buf_puts(out, ",,");
 }
@@ -121,7 +156,7 @@ static void text_figures(buf *out, const agg_figures *f, bool present)
 	char n[32], v[32], rate[32], score[32];
 	fmt_into(n, sizeof n, "%lld", (long long)f->ballots);
 	fmt_into(v, sizeof v, "%lld", (long long)f->valid);
-	fmt_into(rate, sizeof rate, "%.2f%%", f->rate * 100);
+	fmt_into(rate, sizeof rate, "%.2f%%", percent(f->rate));
 	fmt_into(score, sizeof score, "%.1f", f->score);
 	bool show = present && f->shown;
 	pad(out, present ? n : "", 7, true);
@@ -179,7 +214,7 @@ static void html_figures(buf *out, const agg_figures *f, bool present)
 	buf_fmt(out, "<td>%lld</td><td>%lld</td>", (long long)f->ballots, (long long)f->valid);
 	if (f->shown)
 		buf_fmt(out, "<td class=\"%s\">%.2f%%</td><td>%.1f</td>", f->met ? "met" : "below",
-			f->rate * 100, f->score);
+			percent(f->rate), f->score);
 	else
 		buf_puts(out, "<td class=\"hidden\">—</td><td class=\"hidden\">—</td>");
 }

@@ -46,7 +46,18 @@ int agg_round_create(sqlite3 *db, const agg_round_spec *spec, char *err, size_t 
 	if (!f)
 		return -1;
 	agg_rules rules;
-	agg_rules_default(&rules);
+	if (spec->rules_path ? agg_rules_load(spec->rules_path, &rules, err, errsize) != 0 : (agg_rules_default(&rules), false)) {
+		form_free(f);
+		free(src);
+		return -1;
+	}
+	if (!spec->codes_required && agg_rules_weight(&rules, "群众") < 0) {
+		fmt_into(err, errsize, "%s weights voter groups but not 群众, the group of poster ballots: "
+			"add 群众 to [weights], or create the round with --codes", spec->rules_path);
+		form_free(f);
+		free(src);
+		return -1;
+	}
 	char *rules_json = agg_rules_json(&rules);
 	int rc = db_exec(db, "INSERT INTO rounds(id, series, title_zh, title_en, scope, form_id, "
 		"form_src, rules, closes_at, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, nullif(?, 0), ?)", "ttttttttIt",

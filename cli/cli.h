@@ -4,9 +4,10 @@
  * command; each file holds the commands of one subject:
  *   setup.c    init
  *   units.c    units import, units list
- *   rounds.c   round create/open/close/list, tally, ledger verify/head
+ *   rounds.c   round create/open/close/list, tally, recount, ledger verify/head
  *   qrcodes.c  qr
  *   codes.c    codes issue
+ *   complaints.c  complaints sync/list/take/resolve/times, review add, rectify add
  * The work itself is in the libraries (aggregator/, forms/, qr/, common/);
  * these files parse options, call them and print. */
 #ifndef PINGYI_CLI_H
@@ -38,8 +39,12 @@ int cmd_init(const cli *c, int argc, char **argv);
 int cmd_units(const cli *c, int argc, char **argv);
 int cmd_round(const cli *c, int argc, char **argv);
 int cmd_tally(const cli *c, int argc, char **argv);
+int cmd_recount(const cli *c, int argc, char **argv);
 int cmd_ledger(const cli *c, int argc, char **argv);
 int cmd_qr(const cli *c, int argc, char **argv);
 int cmd_codes(const cli *c, int argc, char **argv);
+int cmd_complaints(const cli *c, int argc, char **argv);
+int cmd_review(const cli *c, int argc, char **argv);
+int cmd_rectify(const cli *c, int argc, char **argv);
 
 #endif

@@ -24,8 +24,14 @@ static const char usage[] =
 	"  round open ID | close ID        open a round / close it and record its tally\n"
 	"  round list                      list rounds\n"
 	"  tally ROUND [--format F]        per-unit figures: table, csv or json\n"
+	"  recount ROUND                   check the counters against the raw ballots\n"
 	"  qr (--all | UNIT...) [...]      write QR codes (PNG, SVG) for units' form URLs\n"
 	"  codes issue ROUND ...           make ballot codes (测评码) for a voter group\n"
+	"  complaints sync | list [ROUND]  complaints (投诉) as tickets: make them / list them\n"
+	"  complaints take | resolve T ... take a ticket on / resolve it with a note (整改)\n"
+	"  complaints times ROUND          time to resolve complaints per unit\n"
+	"  review add ROUND ...            record a leader's review (点评) in the ledger\n"
+	"  rectify add ROUND --unit U ...  record a unit's rectification (整改) in the ledger\n"
 	"  ledger verify | head            check the ledger's hash chain / print its head\n"
 	"\n"
 	"Run \"pingyi COMMAND --help\" for a command's options.\n";
@@ -38,8 +44,12 @@ static const struct {
 	{ "units", cmd_units },
 	{ "round", cmd_round },
 	{ "tally", cmd_tally },
+	{ "recount", cmd_recount },
 	{ "qr", cmd_qr },
 	{ "codes", cmd_codes },
+	{ "complaints", cmd_complaints },
+	{ "review", cmd_review },
+	{ "rectify", cmd_rectify },
 	{ "ledger", cmd_ledger },
 };
 

@@ -20,6 +20,7 @@
 static const char usage_round[] =
 	"usage: pingyi [--db PATH] round create ID --form FORM --title-zh TITLE --title-en TITLE\n"
 	"                                [--series NAME] [--scope UNIT] [--closes WHEN] [--codes]\n"
+	"                                [--rules FILE]\n"
 	"       pingyi [--db PATH] round open ID\n"
 	"       pingyi [--db PATH] round close ID\n"
 	"       pingyi [--db PATH] round list\n"
@@ -31,6 +32,8 @@ static const char usage_round[] =
 	"  WHEN       \"YYYY-MM-DD HH:MM\" (local time), YYYY-MM-DD (end of that day),\n"
 	"             +Nd / +Nh / +Nm from now, or @UNIXTIME; the aggregator closes the\n"
 	"             round then\n"
+	"  --rules    the round's rules (target, grades, veto, cap, group weights, k,\n"
+	"             roll-up; see docs/rules.md); default: DESIGN.md's, 95% target\n"
 	"  --codes    only ballots with a code count (meetings: pingyi codes issue);\n"
 	"             without it anyone with the unit's QR code may rate it (posters)\n"
 	"Opening fixes which units the round rates (those in scope whose kind the form\n"
@@ -42,6 +45,13 @@ static const char usage_tally[] =
 	"Per unit: ballots, valid answers, satisfaction rate, score, target met and\n"
 	"grade, and for parent units the figures of their whole subtree. Figures from\n"
 	"fewer valid ballots than the round's minimum (5 by default) are not shown.\n";
+
+static const char usage_recount[] =
+	"usage: pingyi [--db PATH] recount ROUND\n"
+	"\n"
+	"Count the round's raw ballots again and compare every counter the collector\n"
+	"kept (per unit, voter group, question and answer) and the tally computed from\n"
+	"them. Exit 0 when they agree, 1 with each difference listed.\n";
 
 static const char usage_ledger[] =
 	"usage: pingyi [--db PATH] ledger verify    check every entry of the hash chain\n"
@@ -112,6 +122,7 @@ static int create(const cli *c, int argc, char **argv)
 		{ "scope", required_argument, NULL, 'p' },
 		{ "closes", required_argument, NULL, 'c' },
 		{ "codes", no_argument, NULL, 'k' },
+		{ "rules", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	optind = 1;
@@ -124,6 +135,7 @@ static int create(const cli *c, int argc, char **argv)
 		case 'p': spec.scope = optarg; break;
 		case 'c': closes = optarg; break;
 		case 'k': spec.codes_required = true; break;
+		case 'r': spec.rules_path = optarg; break;
 		default: return cli_usage(usage_round);
 		}
 	}
@@ -261,6 +273,51 @@ int cmd_ledger(const cli *c, int argc, char **argv)
 		printf("%s\n", head ? head : "0 (the ledger is empty)");
 		free(head);
 	}
+	db_close(db);
+	return rc;
+}
+
+int cmd_recount(const cli *c, int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		fputs(usage_recount, stdout);
+		return CLI_OK;
+	}
+	if (argc != 2)
+		return cli_usage(usage_recount);
+	sqlite3 *db = cli_open(c, false);
+	if (!db)
+		return CLI_FAIL;
+	buf report;
+	buf_init(&report, 16 << 20);
+	int diffs = agg_recount_diff(db, argv[1], &report);
+	agg_tally kept, raw;
+	char err[1024];
+	int rc = diffs < 0 ? cli_fail("no round \"%s\" (see: pingyi round list)", argv[1]) : CLI_OK;
+	if (rc == CLI_OK && agg_tally_load(db, argv[1], &kept, err, sizeof err) == 0) {
+		if (agg_tally_recount(db, argv[1], &raw, err, sizeof err) == 0) {
+			buf a, b;
+			buf_init(&a, 256 << 20);
+			buf_init(&b, 256 << 20);
+			agg_tally_json(&kept, &a);
+			agg_tally_json(&raw, &b);
+			if (strcmp(buf_str(&a), buf_str(&b)) != 0 && ++diffs)
+				buf_puts(&report, "the tally from the counters differs from the tally from the ballots\n");
+			buf_free(&a);
+			buf_free(&b);
+			agg_tally_free(&raw);
+		}
+		agg_tally_free(&kept);
+	}
+	if (rc == CLI_OK && diffs) {
+		fputs(buf_str(&report), stderr);
+		rc = cli_fail("%d difference%s between the counters and the ballots of round %s", diffs,
+			diffs == 1 ? "" : "s", argv[1]);
+	} else if (rc == CLI_OK) {
+		printf("round %s: the counters agree with its %lld ballots\n", argv[1], (long long)db_int(db, 0,
+			"SELECT count(*) FROM ballots WHERE round = ?", "t", argv[1]));
+	}
+	buf_free(&report);
 	db_close(db);
 	return rc;
 }

@@ -116,6 +116,62 @@ static const char *const migrations[] = {
 	"  unit TEXT NOT NULL REFERENCES units(id),\n"
 	"  PRIMARY KEY (hash, unit)\n"
 	") STRICT, WITHOUT ROWID;\n",
+
+	/* 3: complaints (投诉) as tickets. A ticket is the office's record, not
+	 * the rater's: its number and times start when the office's software
+	 * makes it (aggregator/complaints.c), and complaint_batches makes that
+	 * happen at most once an hour per round, so neither says more about when
+	 * the ballot came than the hour. ticket_steps is append-only like the
+	 * ledger; a ticket only moves forward and is never deleted. The
+	 * *_no_replace triggers are there because INSERT OR REPLACE deletes the
+	 * old row without firing DELETE triggers. Leaders' reviews and
+	 * rectification records go only to the ledger. */
+	"CREATE TABLE tickets(\n"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+	"  comment BLOB NOT NULL UNIQUE REFERENCES comments(id),\n"
+	"  round TEXT NOT NULL,\n"
+	"  unit TEXT NOT NULL,\n"
+	"  state TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new','in_progress','resolved')),\n"
+	"  opened_at INTEGER NOT NULL,\n"
+	"  taken_at INTEGER,\n"
+	"  resolved_at INTEGER,\n"
+	"  FOREIGN KEY (round, unit) REFERENCES round_units(round, unit)\n"
+	") STRICT;\n"
+	"CREATE INDEX tickets_by_round ON tickets(round, unit);\n"
+	"CREATE TRIGGER tickets_no_delete BEFORE DELETE ON tickets\n"
+	"  BEGIN SELECT RAISE(ABORT, 'tickets are never deleted'); END;\n"
+	"CREATE TRIGGER tickets_no_replace BEFORE INSERT ON tickets\n"
+	"  WHEN EXISTS (SELECT 1 FROM tickets WHERE id = NEW.id OR comment = NEW.comment)\n"
+	"  BEGIN SELECT RAISE(ABORT, 'tickets are never deleted'); END;\n"
+	"CREATE TRIGGER tickets_forward_only BEFORE UPDATE ON tickets\n"
+	"  WHEN NEW.id IS NOT OLD.id OR NEW.comment IS NOT OLD.comment OR NEW.round IS NOT OLD.round\n"
+	"    OR NEW.unit IS NOT OLD.unit OR NEW.opened_at IS NOT OLD.opened_at OR OLD.state = 'resolved'\n"
+	"    OR (OLD.state = 'in_progress' AND NEW.state = 'new')\n"
+	"  BEGIN SELECT RAISE(ABORT, 'a ticket only moves forward: new, in progress, resolved'); END;\n"
+	"CREATE TABLE ticket_steps(\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  ticket INTEGER NOT NULL REFERENCES tickets(id),\n"
+	"  step TEXT NOT NULL CHECK (step IN ('opened','progress','resolved')),\n"
+	"  who TEXT NOT NULL,\n"
+	"  note TEXT,\n"
+	"  at INTEGER NOT NULL\n"
+	") STRICT;\n"
+	"CREATE INDEX ticket_steps_by_ticket ON ticket_steps(ticket);\n"
+	"CREATE TRIGGER ticket_steps_no_update BEFORE UPDATE ON ticket_steps\n"
+	"  BEGIN SELECT RAISE(ABORT, 'ticket steps are append-only'); END;\n"
+	"CREATE TRIGGER ticket_steps_no_delete BEFORE DELETE ON ticket_steps\n"
+	"  BEGIN SELECT RAISE(ABORT, 'ticket steps are append-only'); END;\n"
+	"CREATE TRIGGER ticket_steps_no_replace BEFORE INSERT ON ticket_steps\n"
+	"  WHEN EXISTS (SELECT 1 FROM ticket_steps WHERE id = NEW.id)\n"
+	"  BEGIN SELECT RAISE(ABORT, 'ticket steps are append-only'); END;\n"
+	"CREATE INDEX comments_by_unit ON comments(round, unit, complaint);\n"
+	"CREATE TRIGGER ledger_no_replace BEFORE INSERT ON ledger\n"
+	"  WHEN EXISTS (SELECT 1 FROM ledger WHERE seq = NEW.seq)\n"
+	"  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n"
+	"CREATE TABLE complaint_batches(\n"
+	"  round TEXT PRIMARY KEY REFERENCES rounds(id),\n"
+	"  at INTEGER NOT NULL\n"
+	") STRICT;\n",
 };
 
 enum { N_MIGRATIONS = sizeof migrations / sizeof migrations[0] };

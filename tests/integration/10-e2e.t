@@ -300,6 +300,9 @@ def grade(levels):
     return "后进"
 
 
+EXACT = {}   # unit id -> its exact ranking key (rate, score, valid; negated)
+
+
 def expected_tally(rid):
     spec = ROUNDS[rid]
     qs = spec["qs"]
@@ -328,6 +331,11 @@ def expected_tally(rid):
             if a != u:
                 pooled[a][1] = True   # has a rated descendant
     units = []
+    for u in rated:
+        lv = own[u].n["overall"]
+        valid = sum(lv[x] for x in SATISFIED)
+        if valid:
+            EXACT[u] = (-Fraction(lv["s"] + lv["b"], valid), -Fraction(lv["s"] * 100 + lv["b"] * 75, valid), -valid)
 
     def walk(u, depth):
         _, parent, kind, name_zh, name_en = BY_ID[u]
@@ -340,6 +348,11 @@ def expected_tally(rid):
             "grade": grade(own[u].n["overall"]) if is_rated else None,
             "subtree": fig(sub[0].ballots, sub[0].n["overall"]) if sub and sub[1] else None,
             "questions": {q: fig(own[u].ballots, own[u].n[q]) for q in qs} if is_rated else None,
+            # Poster ballots all belong to 群众, so that one group's figures are the
+            # unit's; every rated unit lists every group the round has ballots from.
+            "groups": {"群众": fig(own[u].ballots, own[u].n["overall"])} if is_rated else None,
+            "rank": None,
+            "trend": None,   # no earlier round of the series is closed
         })
         for c in CHILDREN[u]:
             if c in listed:
@@ -348,7 +361,51 @@ def expected_tally(rid):
     for u in ORG:
         if not u[1] and u[0] in listed:
             walk(u[0], 0)
+    hide_by_difference(units)
+    rank(units)
     return units
+
+
+def rank(units):
+    """Rank graded units among the units of their kind: by rate, then score,
+    then valid answers, best first; fully tied units share a rank."""
+    def key(u):
+        f = u["own"]
+        return (-Fraction(f["rate"]), -Fraction(f["score"]), -f["valid"])
+    # Printed figures are rounded; rank on exact fractions recomputed from counts.
+    graded = [u for u in units if u["rated"] and u["grade"] != "未定"]
+    for kind in {u["kind"] for u in graded}:
+        same = [u for u in graded if u["kind"] == kind]
+        for u in same:
+            u["rank"] = 1 + sum(1 for v in same if EXACT[v["id"]] < EXACT[u["id"]])
+
+
+def hide_by_difference(units):
+    """DESIGN.md §2: no figure under k may be revealed as the difference of
+    shown figures. A parent's subtree figure is the sum of its own ballots
+    and its children's (subtree, else own) figures; when exactly one of those
+    parts is hidden while the total is shown, the total is hidden too, and
+    that can cascade upwards."""
+    by_id = {u["id"]: u for u in units}
+
+    def part(u):
+        return u["subtree"] if u["subtree"] is not None else u["own"]
+
+    def hidden(f):
+        return f is not None and f["valid"] > 0 and f["rate"] is None
+
+    changed = True
+    while changed:
+        changed = False
+        for u in units:
+            total = u["subtree"]
+            if total is None or total["rate"] is None:
+                continue
+            parts = ([u["own"]] if u["rated"] else []) + \
+                [part(c) for c in units if c["parent"] == u["id"] and c["id"] in by_id]
+            if sum(1 for f in parts if hidden(f)) == 1:
+                total.update(rate=None, score=None, dissatisfied=None, met=None)
+                changed = True
 
 
 EXPECTED = {rid: expected_tally(rid) for rid in ROUNDS}
@@ -398,7 +455,8 @@ def check_tally(rid, state):
     got = tally_json(rid)
     if got is None:
         return None
-    want_head = {"round": rid, "state": state, "target": "0.9500", "k": K,
+    want_head = {"round": rid, "state": state, "target": "0.9500", "k": K, "previous": None,
+                 "groups": ["群众"],
                  "title_zh": {"e2e-branch": "2026年上半年党支部工作测评", "e2e-window": "2026年上半年服务窗口测评"}[rid],
                  "title_en": {"e2e-branch": "Branch appraisal 2026 H1", "e2e-window": "Window appraisal 2026 H1"}[rid],
                  "series": {"e2e-branch": "党支部测评", "e2e-window": ""}[rid]}
@@ -427,8 +485,11 @@ def printed_rate(uid):
     """A unit's own rate and score as the csv prints them ("96.67%", "91.25")."""
     answers = [b[1]["overall"] for b in ballots if b[0] == uid]
     valid = sum(1 for a in answers if a != "u")
-    # the product prints the double rate * 100; so does this
-    return ("%.2f%%" % (sum(1 for a in answers if a in "sb") / valid * 100),
+    # percentages are cut, not rounded, to two decimals: 98.3050...% prints as
+    # 98.30%, so a figure never shows as meeting a threshold it misses
+    sat = sum(1 for a in answers if a in "sb")
+    cut = Fraction(sat * 10000 // valid, 100)
+    return ("%d.%02d%%" % (cut.numerator // cut.denominator, cut * 100 % 100),
             "%.2f" % (sum(POINTS.get(a, 0) for a in answers) / valid))
 
 

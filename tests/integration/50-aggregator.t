@@ -97,10 +97,11 @@ cells = row(page, "文学院\"本科生\"党支部")
 t.ok(cells is not None and cells[2:4] == ["—", "—"] and not any(re.search(r"\d%|\d\.\d", c) for c in cells),
      "ba2 (3 ballots, under k) shows — and no figure", cells)
 cells = row(page, "文学院党总支")
-# ga is rated itself (no ballots: under k, 未定); its subtree pools ba1 and ba2:
-# 8 of 9 satisfied, score (475 + 275) / 9 = 83.3
-t.eq(cells, ["0", "0", "—", "—", "未定", "9", "9", "88.89%", "83.3"],
-     "ga's own figures are hidden; its subtree pools ba1 and ba2")
+# ga is rated itself (no ballots: under k, 未定); its subtree pools ba1 and ba2
+# (9 valid), but shown next to ba1's figures it would give away ba2's three
+# ballots by difference (DESIGN.md §2), so it is hidden too.
+t.eq(cells, ["0", "0", "—", "—", "未定", "9", "9", "—", "—"],
+     "ga's own figures are hidden, and so is its subtree, which would reveal ba2 by difference")
 t.ok("文学院&quot;本科生&quot;党支部" in page or "文学院&#34;本科生&#34;党支部" in page, "unit names are HTML-escaped")
 
 for what, headers, path in (("?lang=en", {}, "/?lang=en"), ("Accept-Language: en", {"Accept-Language": "en-US,en;q=0.9"}, "/")):

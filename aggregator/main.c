@@ -10,7 +10,6 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,12 +190,7 @@ int main(int argc, char **argv)
 		fail(err);
 	if (rnd_init() != 0)
 		fail("libsodium could not be initialised");
-	sigset_t stop_signals;
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGTERM);
-	sigaddset(&stop_signals, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	http_block_stop_signals();
 	if (!(web_db = schema_open(db_path, DB_READWRITE, err, sizeof err)))
 		fail(err);
 	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL,
@@ -216,9 +210,7 @@ int main(int argc, char **argv)
 	inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
 	log_info("listening on http://%s:%u (database %s)", host, http_bound_port(d), db_path);
 
-	int sig;
-	sigwait(&stop_signals, &sig);
-	log_info("got %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	log_info("got %s, shutting down", http_wait_for_stop());
 	pthread_mutex_lock(&stop_lock);
 	stopping = true;
 	pthread_cond_signal(&stop_cond);

@@ -8,7 +8,6 @@
 
 #include <arpa/inet.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,15 +63,6 @@ static struct MHD_Daemon *start_http(const struct sockaddr_in *addr, int connect
 		MHD_OPTION_END);
 }
 
-/* Block until SIGTERM or SIGINT. The signals are blocked in every thread
- * (set before the threads start) and taken here with sigwait. */
-static void wait_for_stop(const sigset_t *set)
-{
-	int sig;
-	sigwait(set, &sig);
-	log_info("got %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-}
-
 int main(int argc, char **argv)
 {
 	const char *db_path = "var/pingyi.db", *listen = "127.0.0.1:8080";
@@ -126,12 +116,7 @@ int main(int argc, char **argv)
 	if (rnd_init() != 0)
 		fail("libsodium could not be initialised (no system randomness?)");
 
-	sigset_t stop_signals;
-	sigemptyset(&stop_signals);
-	sigaddset(&stop_signals, SIGTERM);
-	sigaddset(&stop_signals, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	http_block_stop_signals();
 
 	if (col_routes_init(db_path, trust_proxy, err, sizeof err) != 0 || col_writer_start(db_path, err, sizeof err) != 0)
 		fail(err);
@@ -144,7 +129,7 @@ int main(int argc, char **argv)
 	inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
 	log_info("listening on http://%s:%u (database %s)", host, http_bound_port(d), db_path);
 
-	wait_for_stop(&stop_signals);
+	log_info("got %s, shutting down", http_wait_for_stop());
 	MHD_quiesce_daemon(d);
 	/* Refuse new ballots (503), let the admitted ones commit and be answered,
 	 * then give the answers a moment to leave before closing connections. */

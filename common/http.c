@@ -2,6 +2,8 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include "fmt.h"
@@ -88,4 +90,28 @@ unsigned http_bound_port(struct MHD_Daemon *d)
 {
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	return info ? info->port : 0;
+}
+
+static sigset_t stop_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	return set;
+}
+
+void http_block_stop_signals(void)
+{
+	sigset_t set = stop_signals();
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+const char *http_wait_for_stop(void)
+{
+	sigset_t set = stop_signals();
+	int sig = 0;
+	sigwait(&set, &sig);
+	return sig == SIGTERM ? "SIGTERM" : "SIGINT";
 }

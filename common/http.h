@@ -31,6 +31,13 @@ bool http_wants_english(struct MHD_Connection *c);
  * Returns 0, or -1 with err. */
 int http_parse_listen(const char *spec, struct sockaddr_in *out, char *err, size_t errsize);
 
+/* Block SIGTERM and SIGINT in this thread and every thread started after
+ * (so only http_wait_for_stop takes them), and ignore SIGPIPE (a client that
+ * hangs up must not kill the daemon). Call before starting any thread. */
+void http_block_stop_signals(void);
+/* Wait for SIGTERM or SIGINT; returns "SIGTERM" or "SIGINT". */
+const char *http_wait_for_stop(void);
+
 /* The port a daemon actually listens on. */
 unsigned http_bound_port(struct MHD_Daemon *d);
 

@@ -98,7 +98,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
-		static const char msg[] = "Only GET is supported: this is a read-only view.\n";
+		static const char msg[] = "只读页面，仅支持 GET。\nOnly GET is supported: this is a read-only view.\n";
 		return http_send(c, 405, "text/plain; charset=utf-8", msg, sizeof msg - 1, HTTP_NO_STORE,
 			(const char *const[]){ "Allow", "GET, HEAD", NULL });
 	}
@@ -108,7 +108,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return http_send(c, 200, "text/css", style, sizeof style - 1, HTTP_IMMUTABLE, NULL);
 	if (strcmp(url, "/healthz") == 0)
 		return http_send(c, 200, "text/plain; charset=utf-8", "ok\n", 3, HTTP_NO_STORE, NULL);
-	static const char missing[] = "Not found. The tally page is at /\n";
+	static const char missing[] = "页面不存在，统计页面在 / 。\nNot found. The tally page is at /\n";
 	return http_send(c, 404, "text/plain; charset=utf-8", missing, sizeof missing - 1,
 		HTTP_NO_STORE, NULL);
 }

@@ -30,7 +30,7 @@ WERRFLAG = -Werror
 endif
 
 WARN     = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral $(WERRFLAG)
-PKGS     = libmicrohttpd sqlite3 libsodium jansson libqrencode libpng
+PKGS     = libmicrohttpd sqlite3 libsodium jansson libqrencode libpng xlsxwriter
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 lib      = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) $(CFLAGS) -MMD -MP
@@ -52,8 +52,8 @@ LIBAGG    = $(BUILD)/libagg.a
 
 COL_LIBS = $(call lib,libmicrohttpd sqlite3 libsodium jansson) -lpthread -lm
 AGG_LIBS = $(call lib,libmicrohttpd sqlite3 libsodium jansson) -lpthread -lm
-CLI_LIBS = $(call lib,sqlite3 libsodium jansson libqrencode libpng) -lm
-TEST_LIBS = $(call lib,cmocka libmicrohttpd sqlite3 libsodium jansson libqrencode libpng) -lpthread -lm
+CLI_LIBS = $(call lib,sqlite3 libsodium jansson libqrencode libpng xlsxwriter) -lm
+TEST_LIBS = $(call lib,cmocka libmicrohttpd sqlite3 libsodium jansson libqrencode libpng xlsxwriter) -lpthread -lm
 
 PROGRAMS = $(BUILD)/pingyi $(BUILD)/pingyi-collector $(BUILD)/pingyi-aggregator
 

@@ -185,6 +185,28 @@ int agg_ledger_append(sqlite3 *db, const char *kind, const char *round,
  * to report), or -1 when the ledger cannot be read. */
 int64_t agg_ledger_verify(sqlite3 *db, buf *report);
 
+/* ---- exports (export.c) ---- */
+
+/* The tables the office sends upward, from a loaded tally t of db's round.
+ * A figure the tally hid (shown false) is written as the text "—", never
+ * as a number; shares are cut (not rounded) to 0.01 % and scores to 0.1,
+ * as every human display does. Names and texts are written as text, never
+ * as formulas, whatever they start with.
+ *
+ * agg_export_xlsx writes a workbook to path (replacing it): sheets
+ * 分类定级汇总表 (grades), 整改汇总表 (tickets, rectification records and
+ * reviews of the round), 明细 (per question and voter group) and, for a
+ * code round, 参评率. Returns 0, or -1 with err; on failure path may hold
+ * part of a file, so callers write to a temporary name and rename it.
+ *
+ * agg_export_csv appends one table to out: which = "grades" (分类定级汇总表)
+ * or "rectification" (整改汇总表); UTF-8 BOM, CRLF, every text cell through
+ * %C. Returns 0, or -1 with err (unknown table, unreadable ledger, out's
+ * limit reached). */
+int agg_export_xlsx(sqlite3 *db, const agg_tally *t, const char *path, char *err, size_t errsize);
+int agg_export_csv(sqlite3 *db, const agg_tally *t, const char *which, buf *out, char *err,
+	size_t errsize);
+
 /* ---- complaints (complaints.c): tickets, rectification, leaders' reviews ---- */
 
 /* Complaint comments become tickets in batches: for each round at most one

@@ -8,6 +8,7 @@
  *   qrcodes.c  qr
  *   codes.c    codes issue
  *   complaints.c  complaints sync/list/take/resolve/times, review add, rectify add
+ *   export.c   export (XLSX, CSV)
  * The work itself is in the libraries (aggregator/, forms/, qr/, common/);
  * these files parse options, call them and print. */
 #ifndef PINGYI_CLI_H
@@ -46,5 +47,6 @@ int cmd_codes(const cli *c, int argc, char **argv);
 int cmd_complaints(const cli *c, int argc, char **argv);
 int cmd_review(const cli *c, int argc, char **argv);
 int cmd_rectify(const cli *c, int argc, char **argv);
+int cmd_export(const cli *c, int argc, char **argv);
 
 #endif

@@ -32,6 +32,7 @@ static const char usage[] =
 	"  complaints times ROUND          time to resolve complaints per unit\n"
 	"  review add ROUND ...            record a leader's review (点评) in the ledger\n"
 	"  rectify add ROUND --unit U ...  record a unit's rectification (整改) in the ledger\n"
+	"  export ROUND --format F ...     export 分类定级汇总表, 整改汇总表 (xlsx, csv)\n"
 	"  ledger verify | head            check the ledger's hash chain / print its head\n"
 	"\n"
 	"Run \"pingyi COMMAND --help\" for a command's options.\n";
@@ -50,6 +51,7 @@ static const struct {
 	{ "complaints", cmd_complaints },
 	{ "review", cmd_review },
 	{ "rectify", cmd_rectify },
+	{ "export", cmd_export },
 	{ "ledger", cmd_ledger },
 };
 

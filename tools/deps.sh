@@ -8,8 +8,8 @@
 set -eu
 
 build="gcc make pkg-config libc6-dev libmicrohttpd-dev libsqlite3-dev libsodium-dev
-libjansson-dev libqrencode-dev libpng-dev"
-test="$build libcmocka-dev perl zbar-tools curl sqlite3 python3"
+libjansson-dev libqrencode-dev libpng-dev libxlsxwriter-dev"
+test="$build libcmocka-dev perl zbar-tools curl sqlite3 python3 python3-openpyxl"
 
 case "${1:-build}" in
 build) wanted=$build ;;

@@ -508,22 +508,28 @@ static void load_trends(sqlite3 *db, agg_tally *t)
 
 static bool hidden(const agg_figures *f) { return f->valid > 0 && !f->shown; }
 
-/* A total shown next to its parts: if exactly one part is hidden, the
- * total minus the shown parts would give it away. Returns true when it
- * hid something. */
-static bool protect(agg_figures *total, agg_figures **parts, size_t n, bool hide_total)
+/* A total shown next to its parts gives away the sum of its hidden parts
+ * (total minus the shown ones). That is harmless only when no part is
+ * hidden, or when two or more are and together they rest on at least k
+ * answers. Otherwise hide the total (hide_total) or the smallest shown part
+ * (the caller loops until nothing changes). Returns true when it hid
+ * something. */
+static bool protect(agg_figures *total, agg_figures **parts, size_t n, bool hide_total, int k)
 {
 	size_t n_hidden = 0;
+	int64_t hidden_valid = 0;
 	agg_figures *smallest = NULL;
 	if (!total->shown)
 		return false;
 	for (size_t i = 0; i < n; i++) {
-		if (hidden(parts[i]))
+		if (hidden(parts[i])) {
 			n_hidden++;
-		else if (parts[i]->shown && (!smallest || parts[i]->valid < smallest->valid))
+			hidden_valid += parts[i]->valid;
+		} else if (parts[i]->shown && (!smallest || parts[i]->valid < smallest->valid)) {
 			smallest = parts[i];
+		}
 	}
-	if (n_hidden != 1)
+	if (n_hidden == 0 || (n_hidden > 1 && hidden_valid >= k))
 		return false;
 	if (hide_total || !smallest)
 		total->shown = false;
@@ -532,10 +538,11 @@ static bool protect(agg_figures *total, agg_figures **parts, size_t n, bool hide
 	return true;
 }
 
-/* Hide figures until no hidden one can be worked out from shown ones:
- * a parent's subtree against its parts (the parent's roll-up is hidden, so
- * units keep their own figures), and a unit against its voter groups (the
- * smallest other group is hidden, so the unit keeps its headline figure). */
+/* Hide figures until no hidden one, nor a sum of hidden ones under k, can
+ * be worked out from shown ones: a parent's subtree against its parts (the
+ * parent's roll-up is hidden, so units keep their own figures), and a unit
+ * against its voter groups (the smallest other group is hidden, so the unit
+ * keeps its headline figure). */
 static void suppress(agg_tally *t, const kids *k)
 {
 	agg_figures **parts = xcalloc(t->n_units + t->n_groups + 2, sizeof *parts);
@@ -549,12 +556,12 @@ static void suppress(agg_tally *t, const kids *k)
 					parts[n++] = &u->own;
 				for (int c = 0; c < k->n[i]; c++)
 					parts[n++] = as_part(&t->units[k->of[i][c]]);
-				changed |= protect(&u->subtree, parts, n, true);
+				changed |= protect(&u->subtree, parts, n, true, t->rules.k_scores);
 			}
 			if (u->rated && t->n_groups > 1) {
 				for (n = 0; n < t->n_groups; n++)
 					parts[n] = &u->groups[n];
-				changed |= protect(&u->own, parts, n, false);
+				changed |= protect(&u->own, parts, n, false, t->rules.k_scores);
 			}
 		}
 	}

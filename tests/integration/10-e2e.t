@@ -383,9 +383,10 @@ def rank(units):
 def hide_by_difference(units):
     """DESIGN.md §2: no figure under k may be revealed as the difference of
     shown figures. A parent's subtree figure is the sum of its own ballots
-    and its children's (subtree, else own) figures; when exactly one of those
-    parts is hidden while the total is shown, the total is hidden too, and
-    that can cascade upwards."""
+    and its children's (subtree, else own) figures, so shown next to them it
+    gives away the sum of the hidden parts: when exactly one part is hidden,
+    or several that together have fewer than k valid answers, the total is
+    hidden too, and that can cascade upwards."""
     by_id = {u["id"]: u for u in units}
 
     def part(u):
@@ -403,7 +404,8 @@ def hide_by_difference(units):
                 continue
             parts = ([u["own"]] if u["rated"] else []) + \
                 [part(c) for c in units if c["parent"] == u["id"] and c["id"] in by_id]
-            if sum(1 for f in parts if hidden(f)) == 1:
+            hid = [f for f in parts if hidden(f)]
+            if len(hid) == 1 or (len(hid) > 1 and sum(f["valid"] for f in hid) < K):
                 total.update(rate=None, score=None, dissatisfied=None, met=None)
                 changed = True
 

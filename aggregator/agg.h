@@ -79,6 +79,8 @@ typedef struct agg_figures {
 	double score;               /* points / valid (0..100) */
 	double dissatisfied_share;  /* dissatisfied / valid */
 	bool met;                   /* rate >= target */
+	bool weighted_small;        /* hidden because a weighted voter group in it
+	                               has fewer than k answers */
 } agg_figures;
 
 typedef struct agg_unit {

@@ -69,6 +69,7 @@ static agg_figures figures_of(const agg_tally *t, const counts *c, int q)
 	const form *fm = t->form;
 	agg_figures f = { 0 };
 	double wsum = 0, wrate = 0;
+	bool small_group = false;   /* a weighted group with 0 < valid < k */
 	for (size_t g = 0; g < t->n_groups; g++) {
 		agg_figures one = { 0 };
 		for (size_t k = 0; k < fm->n_questions; k++)
@@ -83,6 +84,7 @@ static agg_figures figures_of(const agg_tally *t, const counts *c, int q)
 		if (one.valid > 0 && w > 0) {
 			wsum += w;
 			wrate += w * (double)one.satisfied / (double)one.valid;
+			small_group |= one.valid < t->rules.k_scores;
 		}
 	}
 	if (f.valid > 0) {
@@ -91,7 +93,11 @@ static agg_figures figures_of(const agg_tally *t, const counts *c, int q)
 		f.dissatisfied_share = (double)f.dissatisfied / (double)f.valid;
 		f.met = f.rate >= t->rules.target;
 	}
-	f.shown = f.valid > 0 && f.valid >= t->rules.k_scores;
+	/* A weighted rate moves by w / valid with each answer of a group: with
+	 * few answers in one group it tells how that group voted. So with
+	 * weights, a figure is shown only when every group in it has k answers. */
+	f.shown = f.valid > 0 && f.valid >= t->rules.k_scores && !(t->rules.n_weights && small_group);
+	f.weighted_small = t->rules.n_weights && small_group;
 	return f;
 }
 
@@ -280,7 +286,11 @@ static void emit(agg_tally *t, tree *tr, int idx, int depth)
 			one.n_groups = 1;
 			u->groups[g] = figures_of(&one, &nd->own[g], -1);
 		}
-		u->grade = grade_of(&t->rules, &u->own, 0);
+		/* A rate hidden only to protect a small group still grades the unit:
+		 * the grade is the appraisal's result, and says far less. */
+		agg_figures for_grade = u->own;
+		for_grade.shown |= u->own.weighted_small && u->own.valid >= t->rules.k_scores;
+		u->grade = grade_of(&t->rules, &for_grade, 0);
 	}
 	if (u->has_subtree)
 		u->subtree = figures_of(t, nd->pool, -1);
@@ -511,10 +521,10 @@ static bool hidden(const agg_figures *f) { return f->valid > 0 && !f->shown; }
 /* A total shown next to its parts gives away the sum of its hidden parts
  * (total minus the shown ones). That is harmless only when no part is
  * hidden, or when two or more are and together they rest on at least k
- * answers. Otherwise hide the total (hide_total) or the smallest shown part
- * (the caller loops until nothing changes). Returns true when it hid
- * something. */
-static bool protect(agg_figures *total, agg_figures **parts, size_t n, bool hide_total, int k)
+ * answers. Otherwise hide the smallest shown part, or the total when none
+ * is left (the caller loops until nothing changes). Returns true when it
+ * hid something. */
+static bool protect(agg_figures *total, agg_figures **parts, size_t n, int k)
 {
 	size_t n_hidden = 0;
 	int64_t hidden_valid = 0;
@@ -531,18 +541,34 @@ static bool protect(agg_figures *total, agg_figures **parts, size_t n, bool hide
 	}
 	if (n_hidden == 0 || (n_hidden > 1 && hidden_valid >= k))
 		return false;
-	if (hide_total || !smallest)
+	if (!smallest)
 		total->shown = false;
 	else
 		smallest->shown = false;
 	return true;
 }
 
+/* The hidden own figures under unit i that no shown cell below it covers:
+ * shown as i's subtree total, they are what the total minus every shown
+ * figure inside it gives away (n of them, valid answers in all). */
+static void uncovered(const agg_tally *t, const kids *k, size_t i, bool top, size_t *n, int64_t *valid)
+{
+	const agg_unit *u = &t->units[i];
+	if (!top && u->has_subtree && u->subtree.shown)
+		return;
+	if (u->rated && hidden(&u->own)) {
+		(*n)++;
+		*valid += u->own.valid;
+	}
+	for (int c = 0; c < k->n[i]; c++)
+		uncovered(t, k, (size_t)k->of[i][c], false, n, valid);
+}
+
 /* Hide figures until no hidden one, nor a sum of hidden ones under k, can
- * be worked out from shown ones: a parent's subtree against its parts (the
- * parent's roll-up is hidden, so units keep their own figures), and a unit
- * against its voter groups (the smallest other group is hidden, so the unit
- * keeps its headline figure). */
+ * be worked out from shown ones: a parent's subtree against every shown
+ * figure inside it (the parent's roll-up is hidden, so units keep their own
+ * figures), and a unit against its voter groups (the smallest other group
+ * is hidden, so the unit keeps its headline figure). */
 static void suppress(agg_tally *t, const kids *k)
 {
 	agg_figures **parts = xcalloc(t->n_units + t->n_groups + 2, sizeof *parts);
@@ -551,17 +577,18 @@ static void suppress(agg_tally *t, const kids *k)
 		for (size_t i = 0; i < t->n_units; i++) {
 			agg_unit *u = &t->units[i];
 			size_t n = 0;
-			if (u->has_subtree) {
-				if (u->rated)
-					parts[n++] = &u->own;
-				for (int c = 0; c < k->n[i]; c++)
-					parts[n++] = as_part(&t->units[k->of[i][c]]);
-				changed |= protect(&u->subtree, parts, n, true, t->rules.k_scores);
+			int64_t valid = 0;
+			if (u->has_subtree && u->subtree.shown) {
+				uncovered(t, k, i, true, &n, &valid);
+				if (n == 1 || (n > 1 && valid < t->rules.k_scores)) {
+					u->subtree.shown = false;
+					changed = true;
+				}
 			}
 			if (u->rated && t->n_groups > 1) {
 				for (n = 0; n < t->n_groups; n++)
 					parts[n] = &u->groups[n];
-				changed |= protect(&u->own, parts, n, false, t->rules.k_scores);
+				changed |= protect(&u->own, parts, n, t->rules.k_scores);
 			}
 		}
 	}

@@ -382,18 +382,22 @@ def rank(units):
 
 def hide_by_difference(units):
     """DESIGN.md §2: no figure under k may be revealed as the difference of
-    shown figures. A parent's subtree figure is the sum of its own ballots
-    and its children's (subtree, else own) figures, so shown next to them it
-    gives away the sum of the hidden parts: when exactly one part is hidden,
-    or several that together have fewer than k valid answers, the total is
-    hidden too, and that can cascade upwards."""
-    by_id = {u["id"]: u for u in units}
-
-    def part(u):
-        return u["subtree"] if u["subtree"] is not None else u["own"]
+    shown figures. A parent's subtree figure sums the own ballots of every
+    rated unit below it; minus every shown figure inside it (a shown subtree
+    covers its whole subtree, a shown own figure its unit) it leaves the sum
+    of the hidden own figures nothing covers. When that is exactly one
+    figure, or several with fewer than k valid answers together, the total
+    is hidden too, which can cascade upwards."""
+    kids = {u["id"]: [c for c in units if c["parent"] == u["id"]] for u in units}
 
     def hidden(f):
         return f is not None and f["valid"] > 0 and f["rate"] is None
+
+    def uncovered(u, top):
+        if not top and u["subtree"] is not None and u["subtree"]["rate"] is not None:
+            return []
+        mine = [u["own"]] if u["rated"] and hidden(u["own"]) else []
+        return mine + [f for c in kids[u["id"]] for f in uncovered(c, False)]
 
     changed = True
     while changed:
@@ -402,9 +406,7 @@ def hide_by_difference(units):
             total = u["subtree"]
             if total is None or total["rate"] is None:
                 continue
-            parts = ([u["own"]] if u["rated"] else []) + \
-                [part(c) for c in units if c["parent"] == u["id"] and c["id"] in by_id]
-            hid = [f for f in parts if hidden(f)]
+            hid = uncovered(u, True)
             if len(hid) == 1 or (len(hid) > 1 and sum(f["valid"] for f in hid) < K):
                 total.update(rate=None, score=None, dissatisfied=None, met=None)
                 changed = True

@@ -261,7 +261,7 @@ def tally(round_id):
 T1, TW = tally("r1"), tally("rw")
 U1 = {u["id"]: u for u in T1["units"]}
 UW = {u["id"]: u for u in TW["units"]}
-for u, key in [("ba1", "ba1"), ("bb1", "bb1"), ("bb2", "bb2"), ("w1", "w1"), ("w2", "w2")]:
+for u, key in [("ba1", "ba1"), ("bb1", "bb1"), ("bb2", "bb2"), ("w1", "w1")]:
     e, own = EXPECT[key], (U1.get(u) or UW.get(u))["own"]
     t.ok((own["valid"], own["rate"], own["score"], own["dissatisfied"]) ==
          (e["valid"], float("%.4f" % e["rate"]), float("%.2f" % e["score"]), float("%.4f" % e["dissatisfied"])),
@@ -270,9 +270,15 @@ t.ok(U1["ba2"]["own"]["rate"] is None and U1["ga"]["subtree"]["rate"] is None
      and U1["univ"]["subtree"]["rate"] is None and U1["ba1"]["questions"]["mechanism"]["rate"] is None,
      "json hides ba2 (3 valid), ga's and univ's subtree (by difference) and ba1's mechanism question")
 t.ok(UW["w1"]["own"]["met"] is False and UW["w1"]["grade"] == "较好", "w1 (0.94996) does not meet 0.95: 较好")
-t.ok(UW["w2"]["groups"]["丙"]["rate"] is None and UW["w2"]["groups"]["乙"]["rate"] is None
+# With weights, a rate with a small group in it would tell how that group voted
+# (each of its answers moves the rate by w/n), so w2's rate is hidden while its
+# grade stays; with the headline hidden, 乙 gives nothing away and is shown.
+t.ok(UW["w2"]["own"]["valid"] == EXPECT["w2"]["valid"] and UW["w2"]["own"]["rate"] is None
+     and UW["w2"]["grade"] not in (None, "未定"),
+     "json hides w2's weighted rate (group 丙 has 2 answers) and still grades it", repr(UW["w2"]))
+t.ok(UW["w2"]["groups"]["丙"]["rate"] is None and UW["w2"]["groups"]["乙"]["rate"] is not None
      and UW["w2"]["groups"]["甲"]["rate"] == 1.0,
-     "json hides w2's group 丙 (2 valid) and the smallest other group 乙 (by difference)")
+     "json hides w2's group 丙 (2 valid); 乙 and 甲 stay shown")
 
 
 # ---- export: the files --------------------------------------------------------------------
@@ -461,8 +467,8 @@ t.ok(d1["ba1"][mi].value == 4 and is_hidden(d1["ba1"][mi + 1]) and is_hidden(d1[
      "ba1's 工作机制好 (4 valid): 有效票 4, 满意率 and 得分 \"—\"")
 dw = {r[0].value: r for r in wbw["明细"].iter_rows(min_row=5) if r[0].value}
 gi = {g: 2 + 3 * len(WINDOW_QS) + 2 * i for i, g in enumerate(TW["groups"])}
-t.ok(is_hidden(dw["w2"][gi["丙"] + 1]) and is_hidden(dw["w2"][gi["乙"] + 1]) and dw["w2"][gi["甲"] + 1].value == 1,
-     "w2: groups 丙 (2 valid) and 乙 (hidden by difference) are \"—\"; 甲 is 100%")
+t.ok(is_hidden(dw["w2"][gi["丙"] + 1]) and not is_hidden(dw["w2"][gi["乙"] + 1]) and dw["w2"][gi["甲"] + 1].value == 1,
+     "w2: group 丙 (2 valid) is \"—\"; 乙 is shown; 甲 is 100%")
 
 # ---- no hidden figure anywhere, as any number --------------------------------------------------
 SECRET = {"ba2 rate": EXPECT["ba2"]["rate"], "ba2 score": EXPECT["ba2"]["score"],

@@ -62,6 +62,11 @@ static void add_question(agg_figures *f, const form *fm, const counts *c, size_t
 	}
 }
 
+/* Rates are ratios of counts (weighted: sums of them); in doubles a rate that
+ * is exactly on a line can land a few ulps either side of it. */
+#define EPS 1e-9
+static bool at_least(double x, double line) { return x >= line - EPS; }
+
 /* Figures over the given questions (q < 0: the headline questions) of the
  * per-group counts c[0..n_groups). */
 static agg_figures figures_of(const agg_tally *t, const counts *c, int q)
@@ -91,7 +96,7 @@ static agg_figures figures_of(const agg_tally *t, const counts *c, int q)
 		f.rate = t->rules.n_weights && wsum > 0 ? wrate / wsum : (double)f.satisfied / (double)f.valid;
 		f.score = (double)f.points / (double)f.valid;
 		f.dissatisfied_share = (double)f.dissatisfied / (double)f.valid;
-		f.met = f.rate >= t->rules.target;
+		f.met = at_least(f.rate, t->rules.target);
 	}
 	/* A weighted rate moves by w / valid with each answer of a group: with
 	 * few answers in one group it tells how that group voted. So with
@@ -105,12 +110,22 @@ static const char *grade_of(const agg_rules *rules, const agg_figures *f, size_t
 {
 	if (!f->shown || f->valid < rules->min_valid)
 		return rules->ungraded;
-	if (f->dissatisfied_share > rules->veto)
+	if (f->dissatisfied_share > rules->veto + EPS)
 		return rules->fallback;
 	for (size_t i = first; i < rules->n_grades; i++)
-		if (f->rate >= rules->grades[i].min_rate && f->score >= rules->grades[i].min_score)
+		if (at_least(f->rate, rules->grades[i].min_rate) && at_least(f->score, rules->grades[i].min_score))
 			return rules->grades[i].name;
 	return rules->fallback;
+}
+
+/* A unit's grade from its own figures, from grade rule first on. A rate
+ * hidden only to protect a small weighted group still grades the unit: the
+ * grade is the appraisal's result, and says far less. */
+static const char *grade_unit(const agg_tally *t, const agg_unit *u, size_t first)
+{
+	agg_figures f = u->own;
+	f.shown |= u->own.weighted_small && u->own.valid >= t->rules.k_scores;
+	return grade_of(&t->rules, &f, first);
 }
 
 /* ---- loading ---- */
@@ -286,11 +301,7 @@ static void emit(agg_tally *t, tree *tr, int idx, int depth)
 			one.n_groups = 1;
 			u->groups[g] = figures_of(&one, &nd->own[g], -1);
 		}
-		/* A rate hidden only to protect a small group still grades the unit:
-		 * the grade is the appraisal's result, and says far less. */
-		agg_figures for_grade = u->own;
-		for_grade.shown |= u->own.weighted_small && u->own.valid >= t->rules.k_scores;
-		u->grade = grade_of(&t->rules, &for_grade, 0);
+		u->grade = grade_unit(t, u, 0);
 	}
 	if (u->has_subtree)
 		u->subtree = figures_of(t, nd->pool, -1);
@@ -369,18 +380,19 @@ static void mean_rollup(agg_tally *t, const kids *k)
 		}
 		if (parts) {
 			m.rate = rate / parts, m.score = score / parts, m.dissatisfied_share = dshare / parts;
-			m.met = m.rate >= t->rules.target;
+			m.met = at_least(m.rate, t->rules.target);
 		}
-		m.shown = m.valid > 0 && m.valid >= t->rules.k_scores;
+		m.weighted_small = u->subtree.weighted_small;   /* its groups, pooled */
+		m.shown = m.valid > 0 && m.valid >= t->rules.k_scores && !m.weighted_small;
 		u->subtree = m;
 	}
 }
 
 static int better(const agg_unit *a, const agg_unit *b)
 {
-	if (a->own.rate != b->own.rate)
+	if (fabs(a->own.rate - b->own.rate) > EPS)
 		return a->own.rate > b->own.rate ? -1 : 1;
-	if (a->own.score != b->own.score)
+	if (fabs(a->own.score - b->own.score) > EPS)
 		return a->own.score > b->own.score ? -1 : 1;
 	if (a->own.valid != b->own.valid)
 		return a->own.valid > b->own.valid ? -1 : 1;
@@ -419,20 +431,26 @@ static void rank_and_cap(agg_tally *t)
 		qsort_r(order, n, sizeof *order, cmp_rank, t);
 		size_t allowed = t->rules.cap > 0 ? (size_t)floor(t->rules.cap * (double)n + 1e-9) : n;
 		size_t kept = 0;
+		bool full = false;
 		for (size_t a = 0; a < n;) {
-			size_t b = a + 1;
+			size_t b = a + 1, tops = 0;
 			while (b < n && better(&t->units[order[a]], &t->units[order[b]]) == 0)
 				b++;
-			for (size_t k = a; k < b; k++)
+			for (size_t k = a; k < b; k++) {
 				t->units[order[k]].rank = (int)a + 1;
-			for (size_t k = a; k < b && top; k++) {
-				agg_unit *u = &t->units[order[k]];
-				if (strcmp(u->grade, top) != 0)
-					continue;
-				if (kept + (b - a) <= allowed)
-					kept++;
-				else
-					u->grade = grade_of(&t->rules, &u->own, 1);
+				tops += top && strcmp(t->units[order[k]].grade, top) == 0;
+			}
+			/* A tied group keeps the first grade only if all of it fits;
+			 * once one does not, nobody ranked below it keeps it either. */
+			if (tops && !full && kept + tops <= allowed) {
+				kept += tops;
+			} else if (tops) {
+				full = true;
+				for (size_t k = a; k < b; k++) {
+					agg_unit *u = &t->units[order[k]];
+					if (strcmp(u->grade, top) == 0)
+						u->grade = grade_unit(t, u, 1);
+				}
 			}
 			a = b;
 		}
@@ -572,6 +590,11 @@ static void uncovered(const agg_tally *t, const kids *k, size_t i, bool top, siz
 static void suppress(agg_tally *t, const kids *k)
 {
 	agg_figures **parts = xcalloc(t->n_units + t->n_groups + 2, sizeof *parts);
+	/* A pooled, unweighted roll-up minus what is shown gives one equation:
+	 * the hidden parts' sum. Weighted or averaged roll-ups give the hidden
+	 * parts' figures with different coefficients, which small counts can
+	 * solve; those roll-ups are shown only when nothing beneath is hidden. */
+	bool strict = t->rules.n_weights > 0 || t->rules.rollup == AGG_MEAN;
 	for (bool changed = true; changed;) {
 		changed = false;
 		for (size_t i = 0; i < t->n_units; i++) {
@@ -580,7 +603,7 @@ static void suppress(agg_tally *t, const kids *k)
 			int64_t valid = 0;
 			if (u->has_subtree && u->subtree.shown) {
 				uncovered(t, k, i, true, &n, &valid);
-				if (n == 1 || (n > 1 && valid < t->rules.k_scores)) {
+				if (n == 1 || (n > 1 && (strict || valid < t->rules.k_scores))) {
 					u->subtree.shown = false;
 					changed = true;
 				}
@@ -724,14 +747,11 @@ int agg_recount_diff(sqlite3 *db, const char *round, buf *report)
 		return -1;
 	int diffs = 0;
 	sqlite3_stmt *st = db_prepare(db,
-		"WITH raw AS (SELECT b.unit, b.grp, j.key AS question, j.value AS level, count(*) AS n"
-		"  FROM ballots b, json_each(b.answers) j WHERE b.round = ?1 GROUP BY 1, 2, 3, 4),"
-		" kept AS (SELECT unit, grp, question, level, n FROM counts WHERE round = ?1)"
-		" SELECT coalesce(k.unit, r.unit), coalesce(k.grp, r.grp), coalesce(k.question, r.question),"
-		"  coalesce(k.level, r.level), coalesce(k.n, 0), coalesce(r.n, 0)"
-		" FROM kept k FULL JOIN raw r ON k.unit = r.unit AND k.grp = r.grp"
-		"  AND k.question = r.question AND k.level = r.level"
-		" WHERE coalesce(k.n, 0) <> coalesce(r.n, 0) ORDER BY 1, 2, 3, 4", "t", round);
+		"SELECT unit, grp, question, level, sum(kept), sum(raw) FROM ("
+		" SELECT unit, grp, question, level, n AS kept, 0 AS raw FROM counts WHERE round = ?1"
+		" UNION ALL SELECT b.unit, b.grp, j.key, j.value, 0, count(*)"
+		"  FROM ballots b, json_each(b.answers) j WHERE b.round = ?1 GROUP BY 1, 2, 3, 4)"
+		" GROUP BY 1, 2, 3, 4 HAVING sum(kept) <> sum(raw) ORDER BY 1, 2, 3, 4", "t", round);
 	while (db_step(st) == SQLITE_ROW && ++diffs)
 		buf_fmt(report, "unit %s, group %s, %s = %s: the counter says %lld, the ballots %lld\n",
 			db_col_text(st, 0), db_col_text(st, 1), db_col_text(st, 2), db_col_text(st, 3),

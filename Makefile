@@ -101,11 +101,14 @@ run: deps
 # The tests run against the sanitizer build; prove prints the one summary.
 test:
 	@sh tools/deps.sh test
+	@command -v npm >/dev/null || sh tools/deps.sh npm
+	@[ -d tests/browser/node_modules ] || npm ci --prefix tests/browser --no-audit --no-fund
 	@$(MAKE) --no-print-directory SAN=1 all unit-tests
 	@PINGYI_BIN=$(CURDIR)/build/san CMOCKA_MESSAGE_OUTPUT=TAP \
 		prove build/san/tests/test_* tests/integration/*.t
 
 bench: deps all
+	@sh tools/deps.sh bench
 	@sh bench/run.sh $(BUILD)
 
 install: all

@@ -235,4 +235,8 @@ printf '  peak RSS (VmHWM) after 1,000 connections: %.1f MB (now %.1f MB; %s req
 	"$(verdict "$(awk -v k="$HWM" 'BEGIN { print (k <= 64 * 1024) }')")"
 
 kill -0 "$COL_PID" 2>/dev/null || echo "bench/run.sh: the collector died: $(tail -5 "$WORK/collector.log")" >&2
+
+# ---- 4. tallies: 1,000 units x 10,000,000 ballots, counters vs raw ballots ---------
+echo
+sh bench/tally.sh "$BUILD" || echo "bench/run.sh: the tally benchmark failed (see above)" >&2
 exit 0

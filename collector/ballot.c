@@ -17,19 +17,49 @@
 #include "common/mem.h"
 #include "common/str.h"
 
-/* Parsed forms by round. A round's form is frozen when it is created, so
- * an entry never goes stale; the handler is single-threaded. */
+/* Parsed forms by round, and each form's <form> element rendered once per
+ * language with placeholders for the two things that differ per request:
+ * ACTION_MARK for the URL it posts to and TOKEN_MARK for the form token. A
+ * round's form is frozen when it is created, so an entry never goes stale;
+ * the handler is single-threaded. */
+#define ACTION_MARK "\x01"
+#define TOKEN_MARK "\x02"
+
 static struct {
 	char round[72];
 	form *form;
+	char *body[2];
 } cache[16];
 static unsigned cache_next;
+static sqlite3_stmt *st_find;   /* the unit lookup, compiled once */
 
 void col_forms_free(void)
 {
-	for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++)
+	for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++) {
 		if (cache[i].form)
 			form_free(cache[i].form);
+		free(cache[i].body[0]);
+		free(cache[i].body[1]);
+	}
+	db_finalize(st_find);
+}
+
+static char *render_blank(const form *f, enum form_lang lang)
+{
+	buf b;
+	buf_init(&b, COL_PAGE_MAX);
+	form_view v = { .lang = lang, .action = ACTION_MARK, .hidden_name = "ft", .hidden_value = TOKEN_MARK };
+	form_render(f, &v, &b);
+	return buf_take(&b);
+}
+
+/* The cached blank body of a round's form, or NULL. */
+static const char *blank_body(const form *f, enum form_lang lang)
+{
+	for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++)
+		if (cache[i].form == f)
+			return cache[i].body[lang];
+	return NULL;
 }
 
 static const form *cached_form(const char *round)
@@ -48,8 +78,12 @@ static const form *cached_form(const char *round)
 	unsigned slot = cache_next++ % (sizeof cache / sizeof cache[0]);
 	if (cache[slot].form)
 		form_free(cache[slot].form);
+	free(cache[slot].body[0]);
+	free(cache[slot].body[1]);
 	str_copy(cache[slot].round, sizeof cache[slot].round, round);
 	cache[slot].form = f;
+	cache[slot].body[FORM_ZH] = render_blank(f, FORM_ZH);
+	cache[slot].body[FORM_EN] = render_blank(f, FORM_EN);
 	return f;
 }
 
@@ -68,11 +102,14 @@ void col_find_unit(const char *token, col_target *t)
 	memset(t, 0, sizeof *t);
 	if (!valid_token(token))
 		return;
-	sqlite3_stmt *st = db_prepare(col_db(),
-		"SELECT u.id, u.name_zh, u.name_en, r.id, r.state, r.title_zh, r.title_en, "
-		"coalesce(r.closes_at, 0), r.mode FROM units u "
-		"LEFT JOIN round_units ru ON ru.unit = u.id LEFT JOIN rounds r ON r.id = ru.round "
-		"WHERE u.token = ? ORDER BY r.state = 'open' DESC, r.closed_at DESC LIMIT 1", "t", token);
+	if (!st_find)
+		st_find = db_prepare(col_db(),
+			"SELECT u.id, u.name_zh, u.name_en, r.id, r.state, r.title_zh, r.title_en, "
+			"coalesce(r.closes_at, 0), r.mode FROM units u "
+			"LEFT JOIN round_units ru ON ru.unit = u.id LEFT JOIN rounds r ON r.id = ru.round "
+			"WHERE u.token = ? ORDER BY r.state = 'open' DESC, r.closed_at DESC LIMIT 1", NULL);
+	sqlite3_stmt *st = st_find;
+	db_rebind(st, "t", token);
 	if (db_step(st) == SQLITE_ROW) {
 		t->unit_found = true;
 		str_copy(t->token, sizeof t->token, token);
@@ -87,7 +124,7 @@ void col_find_unit(const char *token, col_target *t)
 		t->closes_at = sqlite3_column_int64(st, 7);
 		t->code_round = strcmp(db_col_text(st, 8), "code") == 0;
 	}
-	db_finalize(st);
+	sqlite3_reset(st);
 	if (t->has_round && strcmp(t->state, "open") == 0)
 		t->form = cached_form(t->round);
 }
@@ -141,9 +178,18 @@ enum MHD_Result col_form_page(struct MHD_Connection *c, unsigned status, enum fo
 		buf_fmt(&page, "<p class=\"error-summary\" role=\"alert\">%s</p>", notice);
 	if (t->form->intro[lang])
 		buf_fmt(&page, "<p class=\"intro\">%h</p>", t->form->intro[lang]);
-	form_view v = { .lang = lang, .action = self, .values = values, .error = why,
-		.hidden_name = "ft", .hidden_value = token };
-	form_render(t->form, &v, &page);
+	const char *blank = values || why ? NULL : blank_body(t->form, lang);
+	const char *a = blank ? strstr(blank, ACTION_MARK) : NULL, *k = a ? strstr(a, TOKEN_MARK) : NULL;
+	if (k) {   /* the usual case: a fresh form, rendered once per round */
+		buf_append(&page, blank, (size_t)(a - blank));
+		buf_fmt(&page, "%h", self);
+		buf_append(&page, a + 1, (size_t)(k - a - 1));
+		buf_fmt(&page, "%h%s", token, k + 1);
+	} else {
+		form_view v = { .lang = lang, .action = self, .values = values, .error = why,
+			.hidden_name = "ft", .hidden_value = token };
+		form_render(t->form, &v, &page);
+	}
 	col_page_close(&page, lang);
 	return col_send_page(c, status, &page, NULL);
 }

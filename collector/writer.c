@@ -2,8 +2,8 @@
  *
  * Handlers queue ballots and suspend their connections. The writer takes
  * everything queued, commits it in one synchronous=FULL transaction (each
- * ballot under its own savepoint, with its counters), and only then resumes
- * the connections, which answer. While one batch waits for fsync the next
+ * ballot under its own savepoint; the batch's counters summed in memory and
+ * written once each), and only then resumes the connections, which answer. While one batch waits for fsync the next
  * one queues up, so durability and throughput do not fight (group commit;
  * DESIGN.md §5 has the measurements). */
 #include "col.h"
@@ -16,6 +16,8 @@
 #include "common/db.h"
 #include "common/fmt.h"
 #include "common/log.h"
+#include "common/mem.h"
+#include "common/str.h"
 #include "common/rnd.h"
 #include "common/schema.h"
 
@@ -29,6 +31,83 @@ static sqlite3 *db;
 
 /* Statements prepared once and re-bound for every ballot. */
 static sqlite3_stmt *st_state, *st_spend, *st_ballot, *st_count, *st_ballots, *st_comment;
+static sqlite3_stmt *st_savepoint, *st_release, *st_rollback_to;
+
+/* A batch's counters, summed in memory and written once per batch: a
+ * counter row is updated once however many of the batch's ballots touch it.
+ * Keys are "round\x1funit\x1fgroup\x1fquestion\x1flevel" (question and level
+ * empty for the ballot count). Open addressing; the table is sized for the
+ * batch. */
+typedef struct tally_entry {
+	char *key;
+	int64_t n;
+} tally_entry;
+
+typedef struct batch_tally {
+	tally_entry *slots;
+	size_t cap, used;
+} batch_tally;
+
+static uint64_t hash_key(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static void tally_add(batch_tally *bt, char *key)
+{
+	if (2 * (bt->used + 1) > bt->cap) {
+		batch_tally bigger = { xcalloc(bt->cap ? 2 * bt->cap : 256, sizeof *bigger.slots),
+			bt->cap ? 2 * bt->cap : 256, 0 };
+		for (size_t i = 0; i < bt->cap; i++)
+			if (bt->slots[i].key) {
+				size_t j = hash_key(bt->slots[i].key) & (bigger.cap - 1);
+				while (bigger.slots[j].key)
+					j = (j + 1) & (bigger.cap - 1);
+				bigger.slots[j] = bt->slots[i];
+				bigger.used++;
+			}
+		free(bt->slots);
+		*bt = bigger;
+	}
+	size_t j = hash_key(key) & (bt->cap - 1);
+	while (bt->slots[j].key && strcmp(bt->slots[j].key, key) != 0)
+		j = (j + 1) & (bt->cap - 1);
+	if (bt->slots[j].key) {
+		free(key);
+	} else {
+		bt->slots[j].key = key;
+		bt->used++;
+	}
+	bt->slots[j].n++;
+}
+
+/* Write the batch's counters; false on a database error. */
+static bool tally_write(batch_tally *bt)
+{
+	bool ok = true;
+	for (size_t i = 0; i < bt->cap; i++) {
+		char *k = bt->slots[i].key;
+		if (!k)
+			continue;
+		char *f[5] = { k, NULL, NULL, NULL, NULL };
+		for (int n = 1; n < 5 && (f[n] = strchr(f[n - 1], '\x1f')) != NULL; n++)
+			*f[n]++ = '\0';
+		if (ok && f[3] && f[3][0]) {
+			db_rebind(st_count, "tttttI", f[0], f[1], f[2], f[3], f[4], bt->slots[i].n);
+			ok = db_step(st_count) == SQLITE_DONE;
+		} else if (ok) {
+			db_rebind(st_ballots, "tttI", f[0], f[1], f[2], bt->slots[i].n);
+			ok = db_step(st_ballots) == SQLITE_DONE;
+		}
+		free(k);
+	}
+	free(bt->slots);
+	memset(bt, 0, sizeof *bt);
+	return ok;
+}
 
 void col_job_free(col_job *job)
 {
@@ -93,13 +172,34 @@ static bool run(sqlite3_stmt *st)
 	return db_step(st) == SQLITE_DONE;
 }
 
-/* Store one ballot; the caller holds the transaction. */
-static enum col_result store(col_job *job)
+/* Is the round open? Asked once per round per batch (rounds per batch are
+ * few: a linear list will do). */
+typedef struct round_states {
+	char round[8][72];
+	bool open[8];
+	int n;
+} round_states;
+
+static bool round_open(round_states *rs, const char *round)
 {
-	db_rebind(st_state, "t", job->round);
+	for (int i = 0; i < rs->n; i++)
+		if (strcmp(rs->round[i], round) == 0)
+			return rs->open[i];
+	db_rebind(st_state, "t", round);
 	bool open = db_step(st_state) == SQLITE_ROW && strcmp(db_col_text(st_state, 0), "open") == 0;
 	sqlite3_reset(st_state);
-	if (!open)
+	if (rs->n < 8) {
+		str_copy(rs->round[rs->n], sizeof rs->round[0], round);
+		rs->open[rs->n++] = open;
+	}
+	return open;
+}
+
+/* Store one ballot; the caller holds the transaction and writes the
+ * counters it adds to bt once the batch is done. */
+static enum col_result store(col_job *job, round_states *rs, batch_tally *bt)
+{
+	if (!round_open(rs, job->round))
 		return COL_ROUND_CLOSED;
 	if (job->by_code) {
 		/* The primary key makes a code rate a unit once, however many
@@ -115,14 +215,6 @@ static enum col_result store(col_job *job)
 	db_rebind(st_ballot, "btttt", id, sizeof id, job->round, job->unit, job->grp, job->answers_json);
 	if (!run(st_ballot))
 		return COL_FAILED;
-	for (size_t i = 0; i < job->n_answers; i++) {
-		db_rebind(st_count, "ttttt", job->round, job->unit, job->grp, job->question[i], job->level[i]);
-		if (!run(st_count))
-			return COL_FAILED;
-	}
-	db_rebind(st_ballots, "ttt", job->round, job->unit, job->grp);
-	if (!run(st_ballots))
-		return COL_FAILED;
 	if (job->comment) {
 		rnd_bytes(id, sizeof id);
 		db_rebind(st_comment, "bttti", id, sizeof id, job->round, job->unit, job->comment,
@@ -130,23 +222,39 @@ static enum col_result store(col_job *job)
 		if (!run(st_comment))
 			return COL_FAILED;
 	}
+	for (size_t i = 0; i < job->n_answers; i++)
+		tally_add(bt, fmt_alloc("%s\x1f%s\x1f%s\x1f%s\x1f%s", job->round, job->unit, job->grp,
+			job->question[i], job->level[i]));
+	tally_add(bt, fmt_alloc("%s\x1f%s\x1f%s\x1f\x1f", job->round, job->unit, job->grp));
 	return COL_STORED;
+}
+
+static void step_reset(sqlite3_stmt *st)
+{
+	db_step(st);
+	sqlite3_reset(st);
 }
 
 static void commit_batch(col_job *batch)
 {
 	int rc = db_begin(db);
+	round_states rs = { .n = 0 };
+	batch_tally bt = { 0 };
 	for (col_job *j = batch; j; j = j->next) {
 		if (rc != SQLITE_OK) {
 			j->result = COL_FAILED;
 			continue;
 		}
-		sqlite3_exec(db, "SAVEPOINT ballot", NULL, NULL, NULL);
-		j->result = store(j);
+		/* A ballot that fails leaves nothing behind: its rows are rolled
+		 * back, and its counters were never added. */
+		step_reset(st_savepoint);
+		j->result = store(j, &rs, &bt);
 		if (j->result != COL_STORED)
-			sqlite3_exec(db, "ROLLBACK TO ballot", NULL, NULL, NULL);
-		sqlite3_exec(db, "RELEASE ballot", NULL, NULL, NULL);
+			step_reset(st_rollback_to);
+		step_reset(st_release);
 	}
+	if (rc == SQLITE_OK && !tally_write(&bt))
+		rc = SQLITE_ERROR;
 	if (rc != SQLITE_OK || (rc = db_commit(db)) != SQLITE_OK) {
 		log_error("cannot commit %s ballots: %s", batch->next ? "a batch of" : "one of the",
 			sqlite3_errmsg(db));
@@ -191,9 +299,12 @@ int col_writer_start(const char *path, char *err, size_t errsize)
 	st_ballot = db_prepare(db, "INSERT INTO ballots(id, round, unit, grp, answers) "
 		"VALUES (?, ?, ?, ?, ?)", NULL);
 	st_count = db_prepare(db, "INSERT INTO counts(round, unit, grp, question, level, n) "
-		"VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT DO UPDATE SET n = n + 1", NULL);
-	st_ballots = db_prepare(db, "INSERT INTO ballot_counts(round, unit, grp, n) VALUES (?, ?, ?, 1) "
-		"ON CONFLICT DO UPDATE SET n = n + 1", NULL);
+		"VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET n = n + ?6", NULL);
+	st_ballots = db_prepare(db, "INSERT INTO ballot_counts(round, unit, grp, n) VALUES (?1, ?2, ?3, ?4) "
+		"ON CONFLICT DO UPDATE SET n = n + ?4", NULL);
+	st_savepoint = db_prepare(db, "SAVEPOINT ballot", NULL);
+	st_release = db_prepare(db, "RELEASE ballot", NULL);
+	st_rollback_to = db_prepare(db, "ROLLBACK TO ballot", NULL);
 	st_comment = db_prepare(db, "INSERT INTO comments(id, round, unit, body, complaint) "
 		"VALUES (?, ?, ?, ?, ?)", NULL);
 	if (pthread_create(&thread, NULL, writer_main, NULL) != 0) {
@@ -216,5 +327,8 @@ void col_writer_stop(void)
 	db_finalize(st_count);
 	db_finalize(st_ballots);
 	db_finalize(st_comment);
+	db_finalize(st_savepoint);
+	db_finalize(st_release);
+	db_finalize(st_rollback_to);
 	db_close(db);
 }

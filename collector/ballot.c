@@ -32,6 +32,7 @@ static struct {
 } cache[16];
 static unsigned cache_next;
 static sqlite3_stmt *st_find;   /* the unit lookup, compiled once */
+static sqlite3_stmt *st_version; /* PRAGMA data_version, for the lookup cache */
 
 void col_forms_free(void)
 {
@@ -42,6 +43,7 @@ void col_forms_free(void)
 		free(cache[i].body[1]);
 	}
 	db_finalize(st_find);
+	db_finalize(st_version);
 }
 
 static char *render_blank(const form *f, enum form_lang lang)
@@ -97,11 +99,59 @@ static bool valid_token(const char *t)
 	return true;
 }
 
+/* Recent lookups, by token, valid while nothing in the database changes:
+ * PRAGMA data_version moves whenever another connection (the writer, the
+ * command line, the aggregator) commits, and then every entry is dropped.
+ * In the rush after a poster goes up, pages are read far more than ballots
+ * are written, and a form GET then costs no lookup. Direct-mapped; a
+ * collision replaces the older entry. */
+enum { UNIT_CACHE = 1024 };
+static struct {
+	col_target t;
+	int64_t version;            /* data_version when filled; 0: empty */
+} units_seen[UNIT_CACHE];
+
+static int64_t data_version(void)
+{
+	if (!st_version)
+		st_version = db_prepare(col_db(), "PRAGMA data_version", NULL);
+	int64_t v = db_step(st_version) == SQLITE_ROW ? sqlite3_column_int64(st_version, 0) : -1;
+	sqlite3_reset(st_version);
+	return v + 1;   /* never 0, which marks an empty entry */
+}
+
+static unsigned token_slot(const char *token)
+{
+	unsigned h = 2166136261u;
+	for (; *token; token++)
+		h = (h ^ (unsigned char)*token) * 16777619u;
+	return h % UNIT_CACHE;
+}
+
+static void find_unit_in_db(const char *token, col_target *t);
+
 void col_find_unit(const char *token, col_target *t)
 {
 	memset(t, 0, sizeof *t);
 	if (!valid_token(token))
 		return;
+	unsigned slot = token_slot(token);
+	int64_t version = data_version();
+	if (units_seen[slot].version == version && strcmp(units_seen[slot].t.token, token) == 0) {
+		*t = units_seen[slot].t;
+		/* the form cache may have moved on: look the form up again */
+		t->form = t->form ? cached_form(t->round) : NULL;
+		return;
+	}
+	find_unit_in_db(token, t);
+	if (t->unit_found) {
+		units_seen[slot].t = *t;
+		units_seen[slot].version = version;
+	}
+}
+
+static void find_unit_in_db(const char *token, col_target *t)
+{
 	if (!st_find)
 		st_find = db_prepare(col_db(),
 			"SELECT u.id, u.name_zh, u.name_en, r.id, r.state, r.title_zh, r.title_en, "

@@ -41,10 +41,8 @@ void col_page_message(buf *out, enum form_lang lang, const char *heading, const 
 enum MHD_Result col_send_page(struct MHD_Connection *c, unsigned status, buf *page,
 	const char *const *headers)
 {
-	enum MHD_Result r = http_send(c, status, "text/html; charset=utf-8", buf_str(page), page->len,
-		HTTP_NO_STORE, headers);
-	buf_free(page);
-	return r;
+	size_t len = page->len;
+	return http_send_owned(c, status, "text/html; charset=utf-8", buf_take(page), len, HTTP_NO_STORE, headers);
 }
 
 enum MHD_Result col_message(struct MHD_Connection *c, unsigned status, enum form_lang lang,

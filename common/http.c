@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fmt.h"
@@ -12,12 +13,30 @@
 static const char csp[] = "default-src 'none'; style-src 'self'; img-src 'self'; "
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+	const char *content_type, enum http_cache cache, const char *const *headers);
+
 enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char *content_type,
 	const char *body, size_t len, enum http_cache cache, const char *const *headers)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-	if (!r)
+	return r ? queue(c, status, r, content_type, cache, headers) : MHD_NO;
+}
+
+enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned status, const char *content_type,
+	char *body, size_t len, enum http_cache cache, const char *const *headers)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
 		return MHD_NO;
+	}
+	return queue(c, status, r, content_type, cache, headers);
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+	const char *content_type, enum http_cache cache, const char *const *headers)
+{
 	MHD_add_response_header(r, "Content-Type", content_type);
 	MHD_add_response_header(r, "Content-Security-Policy", csp);
 	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");

@@ -22,6 +22,11 @@ enum http_cache {
 enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char *content_type,
 	const char *body, size_t len, enum http_cache cache, const char *const *headers);
 
+/* The same, handing body (from malloc) over to libmicrohttpd, which frees it
+ * once sent: no copy of the page per request. */
+enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned status, const char *content_type,
+	char *body, size_t len, enum http_cache cache, const char *const *headers);
+
 /* True when the request asks for English: ?lang=en, or else an
  * Accept-Language whose preferred Chinese-or-English tag is English.
  * Chinese is the default. */

@@ -85,6 +85,14 @@ int cmd_qr(const cli *c, int argc, char **argv)
 		return cli_fail("cannot create folder %s: %s", dir, strerror(errno));
 	}
 	char *base = cli_base_url(db);
+	/* DESIGN.md §5: a short URL is about version 3 at level M; a long base
+	 * URL makes a dense code that a phone reads badly from a poster at 1 m. */
+	char *sample = fmt_alloc("%s/u/xxxxxxxx", base);
+	int version = qr_version(sample);
+	free(sample);
+	if (version > 5)
+		fprintf(stderr, "pingyi: note: %s makes QR codes of version %d (dense); a shorter "
+			"--base-url (pingyi init) scans better from a distance\n", base, version);
 	int rc = CLI_OK, found = 0;
 	if (all) {
 		sqlite3_stmt *st = db_prepare(db, "SELECT id, token FROM units ORDER BY position", NULL);

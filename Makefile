@@ -85,7 +85,7 @@ $(BUILD)/pingyi-aggregator: $(call obj,aggregator/main.c) $(LIBAGG) $(LIBFORMS) 
 $(BUILD)/pingyi: $(call obj,$(CLI_SRC)) $(LIBAGG) $(LIBQR) $(LIBFORMS) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CLI_LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBAGG) $(LIBQR) $(LIBFORMS) $(LIBCOMMON)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/fixture.o $(LIBAGG) $(LIBQR) $(LIBFORMS) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
 

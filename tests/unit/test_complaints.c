@@ -25,6 +25,7 @@
 #include "common/fmt.h"
 #include "common/mem.h"
 #include "common/schema.h"
+#include "tests/unit/fixture.h"
 
 enum { T0 = 1800000000, H = 3600 };
 
@@ -34,23 +35,15 @@ static char err[1024];
 static int setup(void **state)
 {
 	(void)state;
-	db = schema_open(":memory:", DB_CREATE, err, sizeof err);
-	if (!db) {
-		print_error("schema_open: %s\n", err);
-		return -1;
-	}
-	static const char *const units[][4] = {
-		{ "party", NULL, "committee", "tkparty0" },
-		{ "gb1", "party", "general_branch", "tkgb1000" },
-		{ "b11", "gb1", "branch", "tkb11000" },
-		{ "b12", "gb1", "branch", "tkb12000" },
-		{ "dept", "party", "department", "tkdept00" },
+	static const fixture_unit units[] = {
+		{ "party", NULL, "committee", NULL, NULL, "tkparty0" },
+		{ "gb1", "party", "general_branch", NULL, NULL, "tkgb1000" },
+		{ "b11", "gb1", "branch", NULL, NULL, "tkb11000" },
+		{ "b12", "gb1", "branch", NULL, NULL, "tkb12000" },
+		{ "dept", "party", "department", NULL, NULL, "tkdept00" },
 	};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (db_exec(db, "INSERT INTO units(id, parent, kind, name_zh, name_en, token, position) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?)", "tttttti", units[i][0], units[i][1], units[i][2],
-				units[i][0], units[i][0], units[i][3], (int)i + 1) != SQLITE_OK)
-			return -1;
+	if (!(db = fixture_open(units, sizeof units / sizeof units[0])))
+		return -1;
 	agg_round_spec spec = { .id = "r1", .series = "s", .title_zh = "测评", .title_en = "Appraisal",
 		.scope = "gb1", .form_path = "forms/branch.form" };
 	if (agg_round_create(db, &spec, err, sizeof err) != 0 || agg_round_open(db, "r1", err, sizeof err) != 0) {

@@ -26,6 +26,7 @@
 #include "common/fmt.h"
 #include "common/mem.h"
 #include "common/schema.h"
+#include "tests/unit/fixture.h"
 
 static sqlite3 *db;
 
@@ -37,13 +38,7 @@ static int exec_sql(const char *sql)
 	return rc;
 }
 
-static void exec_ok(const char *sql)
-{
-	int rc = exec_sql(sql);
-	if (rc != SQLITE_OK)
-		print_error("%s: %s\n", sql, sqlite3_errmsg(db));
-	assert_int_equal(rc, SQLITE_OK);
-}
+static void exec_ok(const char *sql) { fixture_exec(db, sql); }
 
 static int64_t count_of(const char *sql)
 {
@@ -53,25 +48,15 @@ static int64_t count_of(const char *sql)
 static int setup(void **state)
 {
 	(void)state;
-	char err[256] = "";
-	db = schema_open(":memory:", DB_CREATE, err, sizeof err);
-	if (!db) {
-		print_error("schema_open: %s\n", err);
-		return -1;
-	}
-	static const char *const units[][4] = {
-		{ "party", NULL, "committee", "tkparty0" },
-		{ "gb1", "party", "general_branch", "tkgb1000" },
-		{ "b11", "gb1", "branch", "tkb11000" },
-		{ "gb2", "party", "general_branch", "tkgb2000" },
-		{ "b21", "gb2", "branch", "tkb21000" },
+	static const fixture_unit units[] = {
+		{ "party", NULL, "committee", NULL, NULL, "tkparty0" },
+		{ "gb1", "party", "general_branch", NULL, NULL, "tkgb1000" },
+		{ "b11", "gb1", "branch", NULL, NULL, "tkb11000" },
+		{ "gb2", "party", "general_branch", NULL, NULL, "tkgb2000" },
+		{ "b21", "gb2", "branch", NULL, NULL, "tkb21000" },
 	};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (db_exec(db, "INSERT INTO units(id, parent, kind, name_zh, name_en, token, position) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?)", "tttttti", units[i][0], units[i][1], units[i][2],
-				units[i][0], units[i][0], units[i][3], (int)i + 1) != SQLITE_OK)
-			return -1;
-	return 0;
+	db = fixture_open(units, sizeof units / sizeof units[0]);
+	return db ? 0 : -1;
 }
 
 static int teardown(void **state)

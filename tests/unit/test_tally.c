@@ -30,28 +30,17 @@
 #include "common/fmt.h"
 #include "common/mem.h"
 #include "common/schema.h"
+#include "tests/unit/fixture.h"
 #include "common/str.h"
 
 static sqlite3 *db;
 
-static void exec_ok(const char *sql)
-{
-	char *msg = NULL;
-	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-		print_error("%s: %s\n", sql, msg);
-	sqlite3_free(msg);
-}
+static void exec_ok(const char *sql) { fixture_exec(db, sql); }
 
 static int setup(void **state)
 {
 	(void)state;
-	char err[256] = "";
-	db = schema_open(":memory:", DB_CREATE, err, sizeof err);
-	if (!db) {
-		print_error("schema_open(:memory:): %s\n", err);
-		return -1;
-	}
-	static const char *const units[][6] = {
+	static const fixture_unit units[] = {
 		{ "party", NULL, "committee", "党委", "Party Committee", "tkparty0" },
 		{ "gb1", "party", "general_branch", "机关党总支", "Admin General Branch", "tkgb1000" },
 		{ "b11", "gb1", "branch", "第一党支部", "Branch One", "tkb11000" },
@@ -61,12 +50,8 @@ static int setup(void **state)
 		{ "office", "party", "department", "后勤处", "Logistics Office", "tkoffice" },
 		{ "w1", "office", "window", "维修窗口", "Repair Desk", "tkw10000" },
 	};
-	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (db_exec(db, "INSERT INTO units(id, parent, kind, name_zh, name_en, token, position) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?)", "tttttti", units[i][0], units[i][1], units[i][2],
-				units[i][3], units[i][4], units[i][5], (int)i + 1) != SQLITE_OK)
-			return -1;
-	return 0;
+	db = fixture_open(units, sizeof units / sizeof units[0]);
+	return db ? 0 : -1;
 }
 
 static int teardown(void **state)

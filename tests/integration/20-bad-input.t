@@ -37,8 +37,7 @@ w.pingyi("units", "import", w.path("units.csv"), check=True)
 w.pingyi("round", "create", "r1", "--form", "branch", "--title-zh", "测评", "--title-en", "Appraisal",
          check=True)
 w.pingyi("round", "open", "r1", check=True)
-tokens = {row["id"]: row["token"] for row in
-          csv.DictReader(io.StringIO(w.pingyi("units", "list", "--format", "csv", check=True).stdout.lstrip("\ufeff")))}
+tokens = w.tokens()
 TOK = tokens["zb1-1"]
 U = "/u/" + TOK
 

@@ -49,8 +49,7 @@ w.write("units.csv",
         "dept,dw,department,后勤处,Logistics\n"
         "win,dept,window,食堂窗口,Canteen Window\n")
 w.pingyi("units", "import", w.path("units.csv"), check=True)
-TOK = {row["id"]: row["token"] for row in
-       csv.DictReader(io.StringIO(w.pingyi("units", "list", "--format", "csv", check=True).stdout.lstrip("\ufeff")))}
+TOK = w.tokens()
 SCOPE_ZB = ["zb", "b1", "b2", "b3"]     # the rated units of zb's subtree, in tree order
 
 

@@ -34,8 +34,7 @@ w.write("units.csv",
 w.pingyi("units", "import", w.path("units.csv"), check=True)
 w.pingyi("round", "create", "r1", "--form", "branch", "--title-zh", "测评", "--title-en", "Appraisal", check=True)
 w.pingyi("round", "open", "r1", check=True)
-TOK = {row["id"]: row["token"] for row in
-       csv.DictReader(io.StringIO(w.pingyi("units", "list", "--format", "csv", check=True).stdout.lstrip("\ufeff")))}
+TOK = w.tokens()
 
 
 def ballots(unit=None):

@@ -40,8 +40,7 @@ w.write("units.csv",
         "b4,zb2,branch,第四党支部,Fourth Branch\n"
         "b5,zb2,branch,第五党支部,Fifth Branch\n")
 w.pingyi("units", "import", w.path("units.csv"), check=True)
-TOK = {row["id"]: row["token"] for row in
-       csv.DictReader(io.StringIO(w.pingyi("units", "list", "--format", "csv", check=True).stdout.lstrip("\ufeff")))}
+TOK = w.tokens()
 w.pingyi("round", "create", "ro", "--form", "branch", "--title-zh", "开放测评", "--title-en", "Open",
          "--scope", "zb", check=True)
 w.pingyi("round", "open", "ro", check=True)

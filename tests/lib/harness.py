@@ -17,7 +17,9 @@ sets it to the sanitizer build) or build/.
     col.post("/u/TOKEN", {"q": "s"})
 """
 import atexit
+import csv
 import http.client
+import io
 import os
 import re
 import shutil
@@ -168,6 +170,11 @@ class Workspace:
         if check and r.returncode != 0:
             raise RuntimeError("pingyi %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr))
         return r
+
+    def tokens(self):
+        """{unit id: public token}, as `pingyi units list --format csv` prints them."""
+        out = self.pingyi("units", "list", "--format", "csv", check=True).stdout.lstrip("\ufeff")
+        return {row["id"]: row["token"] for row in csv.DictReader(io.StringIO(out))}
 
     def collector(self, *extra):
         d = Daemon([os.path.join(BIN, "pingyi-collector"), "--db", self.db,

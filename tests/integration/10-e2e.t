@@ -24,7 +24,7 @@ import urllib.parse
 from fractions import Fraction
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from harness import BIN, ROOT, Tap, Workspace, sanitizer_reports  # noqa: E402
+from harness import BIN, ROOT, Tap, Workspace, diff, sanitizer_reports  # noqa: E402
 
 t = Tap()
 w = Workspace()
@@ -436,23 +436,6 @@ def tally_json(rid):
     except ValueError as e:
         t.ok(False, "tally %s --format json is JSON" % rid, "%s\n%s" % (e, r.stdout[:2000]))
         return None
-
-
-def diff(got, want, path=""):
-    """Lines naming each field where got differs from want."""
-    if isinstance(want, dict) and isinstance(got, dict):
-        out = []
-        for k in sorted(set(got) | set(want)):
-            if k not in want:
-                out.append("%s.%s: unexpected field" % (path, k))
-            elif k not in got:
-                out.append("%s.%s: missing" % (path, k))
-            else:
-                out += diff(got[k], want[k], "%s.%s" % (path, k))
-        return out
-    if type(got) is not type(want) or got != want:
-        return ["%s: got %r, want %r" % (path, got, want)]
-    return []
 
 
 def check_tally(rid, state):

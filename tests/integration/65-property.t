@@ -35,7 +35,7 @@ import time
 from fractions import Fraction
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from harness import Tap, Workspace  # noqa: E402
+from harness import Tap, Workspace, diff  # noqa: E402
 
 # ---- forms and scale (forms/branch.form, forms/window.form) ---------------------
 
@@ -116,31 +116,6 @@ class Num:
 
     def __repr__(self):
         return "%.*f (exactly %s)" % (self.places, float(self.value), self.value)
-
-
-def diff(got, want, path=""):
-    """Lines naming each field where got (parsed JSON, floats as text)
-    differs from want (expected; numbers as Num)."""
-    if isinstance(want, Num):
-        return [] if want.matches(got) else ["%s: got %r, want %r" % (path, got, want)]
-    if isinstance(want, dict) and isinstance(got, dict):
-        out = []
-        for k in list(want) + [k for k in got if k not in want]:
-            if k not in want:
-                out.append("%s.%s: unexpected field" % (path, k))
-            elif k not in got:
-                out.append("%s.%s: missing" % (path, k))
-            else:
-                out += diff(got[k], want[k], "%s.%s" % (path, k))
-        return out
-    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
-        out = []
-        for i, (g, w) in enumerate(zip(got, want)):
-            out += diff(g, w, "%s[%d]" % (path, i))
-        return out
-    if type(got) is not type(want) or got != want:
-        return ["%s: got %r, want %r" % (path, got, want)]
-    return []
 
 
 # ---- ballots and counters -----------------------------------------------------------------

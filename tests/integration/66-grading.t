@@ -11,26 +11,16 @@ literally; the whole tally is also compared field by field with the exact
 model in 65-property.t. Ballots go straight into the database as
 collector/writer.c stores them (helpers in 65-property.t).
 """
-import importlib.machinery
-import importlib.util
 import os
 import random
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import Tap, Workspace  # noqa: E402
+from harness import Tap, Workspace, load_test  # noqa: E402
 
 
-def load_model():
-    loader = importlib.machinery.SourceFileLoader("tally_model", os.path.join(HERE, "65-property.t"))
-    spec = importlib.util.spec_from_loader("tally_model", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-M = load_model()
+M = load_test("65-property.t")
 t = Tap()
 rng = random.Random(66)
 QS = M.FORMS["branch"]["questions"]

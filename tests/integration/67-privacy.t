@@ -30,8 +30,6 @@ its answers against the printed rate.
 """
 import csv
 import html
-import importlib.machinery
-import importlib.util
 import io
 import os
 import random
@@ -44,18 +42,10 @@ from fractions import Fraction
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from harness import BIN, ROOT, Tap, Workspace, sanitizer_reports  # noqa: E402
+from harness import BIN, ROOT, Tap, Workspace, load_test, sanitizer_reports  # noqa: E402
 
 
-def load_model():
-    loader = importlib.machinery.SourceFileLoader("tally_model", os.path.join(HERE, "65-property.t"))
-    spec = importlib.util.spec_from_loader("tally_model", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
-
-
-M = load_model()
+M = load_test("65-property.t")
 t = Tap()
 QS = M.FORMS["branch"]["questions"]
 

@@ -197,6 +197,47 @@ class Workspace:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def diff(got, want, path=""):
+    """Lines naming each field where got (parsed JSON) differs from want:
+    dicts key by key, lists of equal length item by item. An expected value
+    with a matches(got) method (e.g. an exact number compared with its
+    printed form) decides for itself."""
+    if hasattr(want, "matches"):
+        return [] if want.matches(got) else ["%s: got %r, want %r" % (path, got, want)]
+    if isinstance(want, dict) and isinstance(got, dict):
+        out = []
+        for k in list(want) + [k for k in got if k not in want]:
+            if k not in want:
+                out.append("%s.%s: unexpected field" % (path, k))
+            elif k not in got:
+                out.append("%s.%s: missing" % (path, k))
+            else:
+                out += diff(got[k], want[k], "%s.%s" % (path, k))
+        return out
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        out = []
+        for i, (g, w) in enumerate(zip(got, want)):
+            out += diff(g, w, "%s[%d]" % (path, i))
+        return out
+    if type(got) is not type(want) or got != want:
+        return ["%s: got %r, want %r" % (path, got, want)]
+    return []
+
+
+def load_test(name):
+    """Import another test file (e.g. "65-property.t", which holds the
+    exact-fraction tally model) as a module, without running it as a test
+    (it must guard its test run with __name__ == "__main__")."""
+    import importlib.machinery
+    import importlib.util
+    path = os.path.join(ROOT, "tests", "integration", name)
+    loader = importlib.machinery.SourceFileLoader(name.split(".")[0].replace("-", "_"), path)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
 def sanitizer_reports(text):
     """Lines in a daemon log that show an ASan/UBSan report."""
     return [l for l in text.splitlines() if "Sanitizer" in l or "runtime error:" in l]

@@ -1,8 +1,9 @@
 #!/bin/sh
 # bench/run.sh - what `make bench` runs: the collector under load, next to nginx.
 #
-#   sh bench/run.sh [BUILD]     BUILD: the build folder (default build; make bench
-#                               passes it: the normal -O2 build, not the sanitizer one)
+#   sh bench/run.sh [BUILD [PART]]   BUILD: the build folder (default build; make
+#                               bench passes it: the normal -O2 build, not the
+#                               sanitizer one); PART: collector, tally or all (default)
 #
 # On loopback, with a temp database and one open poster round:
 #   1. form GET /u/<token> at 50 connections: the collector, then nginx
@@ -25,6 +26,12 @@ set -eu
 
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
+PART=${2:-all}
+case $PART in
+collector | all) ;;
+tally) exec sh bench/tally.sh "$BUILD" ;;
+*) echo "bench/run.sh: PART is collector, tally or all, not \"$PART\"" >&2; exit 1 ;;
+esac
 SECONDS_PER_RUN=${PINGYI_BENCH_SECONDS:-10}
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
@@ -237,6 +244,7 @@ printf '  peak RSS (VmHWM) after 1,000 connections: %.1f MB (now %.1f MB; %s req
 kill -0 "$COL_PID" 2>/dev/null || echo "bench/run.sh: the collector died: $(tail -5 "$WORK/collector.log")" >&2
 
 # ---- 4. tallies: 1,000 units x 10,000,000 ballots, counters vs raw ballots ---------
+[ "$PART" = all ] || exit 0
 echo
 sh bench/tally.sh "$BUILD" || echo "bench/run.sh: the tally benchmark failed (see above)" >&2
 exit 0

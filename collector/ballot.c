@@ -17,58 +17,59 @@
 #include "common/mem.h"
 #include "common/str.h"
 
-/* Parsed forms by round, and each form's <form> element rendered once per
- * language with placeholders for the two things that differ per request:
- * ACTION_MARK for the URL it posts to and TOKEN_MARK for the form token. A
- * round's form is frozen when it is created, so an entry never goes stale;
- * the handler is single-threaded. */
-#define ACTION_MARK "\x01"
-#define TOKEN_MARK "\x02"
-
+/* Parsed forms by round. A round's form is frozen when the round is
+ * created, so an entry never goes stale; the handler is single-threaded. */
 static struct {
 	char round[72];
 	form *form;
-	char *body[2];
-} cache[16];
-static unsigned cache_next;
+} forms[16];
+static unsigned forms_next;
 static sqlite3_stmt *st_find;   /* the unit lookup, compiled once */
 static sqlite3_stmt *st_version; /* PRAGMA data_version, for the lookup cache */
 
+/* Recent lookups, by token, each with its blank form page per language
+ * (built on first use, TOKEN_MARK where the form token goes). Direct-mapped;
+ * a collision replaces the older entry. An entry is valid while the
+ * database's data_version has not moved since it was filled: the version
+ * moves whenever another connection (the writer, the command line, the
+ * aggregator) commits. Reading it takes a read transaction (two fcntl
+ * locks), so it is read at most every FRESH_MS: a change made elsewhere (a
+ * round closed, units imported) shows on pages within that time. Ballots do
+ * not depend on it: the writer checks the round's state in the transaction
+ * that stores them. In the rush after a poster goes up, a form GET then
+ * costs no lookup and no rendering, and a ballot no lookup. */
+#define TOKEN_MARK "\x02"
+enum { UNIT_CACHE = 1024, FRESH_MS = 20 };
+static struct {
+	col_target t;
+	int64_t version;            /* data_version when filled; 0: empty */
+	char *page[2];              /* by form_lang; NULL until first shown */
+} units_seen[UNIT_CACHE];
+
+static void drop_pages(unsigned slot)
+{
+	for (int l = 0; l < 2; l++) {
+		free(units_seen[slot].page[l]);
+		units_seen[slot].page[l] = NULL;
+	}
+}
+
 void col_forms_free(void)
 {
-	for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++) {
-		if (cache[i].form)
-			form_free(cache[i].form);
-		free(cache[i].body[0]);
-		free(cache[i].body[1]);
-	}
+	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++)
+		if (forms[i].form)
+			form_free(forms[i].form);
+	for (unsigned i = 0; i < UNIT_CACHE; i++)
+		drop_pages(i);
 	db_finalize(st_find);
 	db_finalize(st_version);
 }
 
-static char *render_blank(const form *f, enum form_lang lang)
-{
-	buf b;
-	buf_init(&b, COL_PAGE_MAX);
-	form_view v = { .lang = lang, .action = ACTION_MARK, .hidden_name = "ft", .hidden_value = TOKEN_MARK };
-	form_render(f, &v, &b);
-	return buf_take(&b);
-}
-
-/* The cached blank body of a round's form, or NULL. */
-static const char *blank_body(const form *f, enum form_lang lang)
-{
-	for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++)
-		if (cache[i].form == f)
-			return cache[i].body[lang];
-	return NULL;
-}
-
 static const form *cached_form(const char *round)
 {
-	for (size_t i = 0; i < sizeof cache / sizeof cache[0]; i++)
-		if (cache[i].form && strcmp(cache[i].round, round) == 0)
-			return cache[i].form;
+	for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++)
+		if (forms[i].form && strcmp(forms[i].round, round) == 0)
+			return forms[i].form;
 	char *src = db_text(col_db(), "SELECT form_src FROM rounds WHERE id = ?", "t", round);
 	char err[256];
 	form *f = src ? form_parse(src, round, err, sizeof err) : NULL;
@@ -77,15 +78,11 @@ static const form *cached_form(const char *round)
 		log_error("round %s: its stored form does not parse", round);
 		return NULL;
 	}
-	unsigned slot = cache_next++ % (sizeof cache / sizeof cache[0]);
-	if (cache[slot].form)
-		form_free(cache[slot].form);
-	free(cache[slot].body[0]);
-	free(cache[slot].body[1]);
-	str_copy(cache[slot].round, sizeof cache[slot].round, round);
-	cache[slot].form = f;
-	cache[slot].body[FORM_ZH] = render_blank(f, FORM_ZH);
-	cache[slot].body[FORM_EN] = render_blank(f, FORM_EN);
+	unsigned slot = forms_next++ % (sizeof forms / sizeof forms[0]);
+	if (forms[slot].form)
+		form_free(forms[slot].form);
+	str_copy(forms[slot].round, sizeof forms[slot].round, round);
+	forms[slot].form = f;
 	return f;
 }
 
@@ -99,18 +96,6 @@ static bool valid_token(const char *t)
 	return true;
 }
 
-/* Recent lookups, by token, valid while nothing in the database changes:
- * PRAGMA data_version moves whenever another connection (the writer, the
- * command line, the aggregator) commits, and then every entry is dropped.
- * In the rush after a poster goes up, pages are read far more than ballots
- * are written, and a form GET then costs no lookup. Direct-mapped; a
- * collision replaces the older entry. */
-enum { UNIT_CACHE = 1024 };
-static struct {
-	col_target t;
-	int64_t version;            /* data_version when filled; 0: empty */
-} units_seen[UNIT_CACHE];
-
 static int64_t data_version(void)
 {
 	if (!st_version)
@@ -118,6 +103,21 @@ static int64_t data_version(void)
 	int64_t v = db_step(st_version) == SQLITE_ROW ? sqlite3_column_int64(st_version, 0) : -1;
 	sqlite3_reset(st_version);
 	return v + 1;   /* never 0, which marks an empty entry */
+}
+
+/* data_version as of at most FRESH_MS ago. */
+static int64_t recent_version(void)
+{
+	static int64_t version;
+	static int64_t checked_ms;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (!version || now_ms - checked_ms >= FRESH_MS) {
+		version = data_version();
+		checked_ms = now_ms;
+	}
+	return version;
 }
 
 static unsigned token_slot(const char *token)
@@ -128,6 +128,14 @@ static unsigned token_slot(const char *token)
 	return h % UNIT_CACHE;
 }
 
+/* The cache slot holding a lookup of token made at version, or -1. */
+static int current_slot(const char *token, int64_t version)
+{
+	unsigned slot = token_slot(token);
+	return units_seen[slot].version == version &&
+		strcmp(units_seen[slot].t.token, token) == 0 ? (int)slot : -1;
+}
+
 static void find_unit_in_db(const char *token, col_target *t);
 
 void col_find_unit(const char *token, col_target *t)
@@ -135,9 +143,9 @@ void col_find_unit(const char *token, col_target *t)
 	memset(t, 0, sizeof *t);
 	if (!valid_token(token))
 		return;
-	unsigned slot = token_slot(token);
-	int64_t version = data_version();
-	if (units_seen[slot].version == version && strcmp(units_seen[slot].t.token, token) == 0) {
+	int64_t version = recent_version();   /* read before the lookup it vouches for */
+	int slot = current_slot(token, version);
+	if (slot >= 0) {
 		*t = units_seen[slot].t;
 		/* the form cache may have moved on: look the form up again */
 		t->form = t->form ? cached_form(t->round) : NULL;
@@ -145,6 +153,8 @@ void col_find_unit(const char *token, col_target *t)
 	}
 	find_unit_in_db(token, t);
 	if (t->unit_found) {
+		slot = (int)token_slot(token);
+		drop_pages((unsigned)slot);
 		units_seen[slot].t = *t;
 		units_seen[slot].version = version;
 	}
@@ -212,35 +222,62 @@ static void form_urls(const col_target *t, enum form_lang lang, char *self, char
 	}
 }
 
+/* A unit's form page with token in it (TOKEN_MARK for the cached copy). */
+static void render_form_page(buf *page, enum form_lang lang, const col_target *t, const kv_list *values,
+	const form_error *why, const char *notice, const char *token)
+{
+	char self[96], other[96];
+	form_urls(t, lang, self, other, sizeof self);
+	col_page_open(page, lang, t->name[lang], t->name[lang], t->round_title[lang], other);
+	if (t->by_code)
+		buf_fmt(page, ZH_EN(lang, "<p class=\"progress\">第 %d 个，共 %d 个单位</p>",
+			"<p class=\"progress\">Unit %d of %d</p>"), t->done + 1, t->total);
+	if (notice)
+		buf_fmt(page, "<p class=\"error-summary\" role=\"alert\">%s</p>", notice);
+	if (t->form->intro[lang])
+		buf_fmt(page, "<p class=\"intro\">%h</p>", t->form->intro[lang]);
+	form_view v = { .lang = lang, .action = self, .values = values, .error = why,
+		.hidden_name = "ft", .hidden_value = token };
+	form_render(t->form, &v, page);
+	col_page_close(page, lang);
+}
+
+/* The cached blank page of a poster-flow unit, or NULL when t's lookup has
+ * left the cache. */
+static const char *blank_page(const col_target *t, enum form_lang lang)
+{
+	int slot = current_slot(t->token, recent_version());
+	if (slot < 0)
+		return NULL;
+	char **page = &units_seen[slot].page[lang];
+	if (!*page) {
+		buf b;
+		buf_init(&b, COL_PAGE_MAX);
+		render_form_page(&b, lang, t, NULL, NULL, NULL, TOKEN_MARK);
+		*page = buf_take(&b);
+	}
+	return *page;
+}
+
 enum MHD_Result col_form_page(struct MHD_Connection *c, unsigned status, enum form_lang lang,
 	const col_target *t, const kv_list *values, const form_error *why, const char *notice)
 {
-	char self[96], other[96], token[64];
-	form_urls(t, lang, self, other, sizeof self);
+	char token[64];
 	col_token_make(t, token, sizeof token);
+	const char *blank = values || why || notice || t->by_code ? NULL : blank_page(t, lang);
+	const char *mark = blank ? strchr(blank, TOKEN_MARK[0]) : NULL;
+	if (mark) {   /* the usual case: the cached page, with this request's token */
+		size_t head = (size_t)(mark - blank), n = strlen(token), tail = strlen(mark + 1);
+		char *body = xmalloc(head + n + tail + 1);
+		memcpy(body, blank, head);
+		memcpy(body + head, token, n);
+		memcpy(body + head + n, mark + 1, tail + 1);
+		return http_send_owned(c, status, "text/html; charset=utf-8", body, head + n + tail,
+			HTTP_NO_STORE, NULL);
+	}
 	buf page;
 	buf_init(&page, COL_PAGE_MAX);
-	col_page_open(&page, lang, t->name[lang], t->name[lang], t->round_title[lang], other);
-	if (t->by_code)
-		buf_fmt(&page, ZH_EN(lang, "<p class=\"progress\">第 %d 个，共 %d 个单位</p>",
-			"<p class=\"progress\">Unit %d of %d</p>"), t->done + 1, t->total);
-	if (notice)
-		buf_fmt(&page, "<p class=\"error-summary\" role=\"alert\">%s</p>", notice);
-	if (t->form->intro[lang])
-		buf_fmt(&page, "<p class=\"intro\">%h</p>", t->form->intro[lang]);
-	const char *blank = values || why ? NULL : blank_body(t->form, lang);
-	const char *a = blank ? strstr(blank, ACTION_MARK) : NULL, *k = a ? strstr(a, TOKEN_MARK) : NULL;
-	if (k) {   /* the usual case: a fresh form, rendered once per round */
-		buf_append(&page, blank, (size_t)(a - blank));
-		buf_fmt(&page, "%h", self);
-		buf_append(&page, a + 1, (size_t)(k - a - 1));
-		buf_fmt(&page, "%h%s", token, k + 1);
-	} else {
-		form_view v = { .lang = lang, .action = self, .values = values, .error = why,
-			.hidden_name = "ft", .hidden_value = token };
-		form_render(t->form, &v, &page);
-	}
-	col_page_close(&page, lang);
+	render_form_page(&page, lang, t, values, why, notice, token);
 	return col_send_page(c, status, &page, NULL);
 }
 

@@ -51,7 +51,7 @@ static void fail(const char *what)
 static struct MHD_Daemon *start_http(const struct sockaddr_in *addr, int connections, int per_ip)
 {
 	return MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME,
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
 		0, NULL, NULL, col_handle, NULL,
 		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
 		MHD_OPTION_NOTIFY_COMPLETED, col_request_done, NULL,

@@ -10,6 +10,7 @@
  *   guard.c    abuse resistance: per-address limits, form tokens, vote cookies
  *   pages.c    the HTML around forms and the message pages, in zh and en
  *   writer.c   the one writer thread that commits ballots in batches
+ *   checkpoint.c  WAL checkpoints on their own thread
  *   assets.S   the static files (static/), built into the binary
  * The questionnaire itself (parse, validate, render) is in forms/; code
  * normalising and hashing in common/codes.c. */
@@ -110,6 +111,14 @@ bool col_writer_drain(int timeout_ms);
 /* Commit what is queued, then stop the thread. */
 void col_writer_stop(void);
 void col_job_free(col_job *job);
+
+/* ---- checkpoint.c ---- */
+
+/* Take WAL checkpoints off the writer's connection and run them on a
+ * thread of their own (its own connection to path). Returns 0 or -1 with err. */
+int col_checkpoints_start(const char *path, sqlite3 *writer, char *err, size_t errsize);
+/* Stop the thread; call once the writer has stopped. */
+void col_checkpoints_stop(void);
 
 /* ---- routes.c ---- */
 

@@ -17,6 +17,7 @@ import re
 import socket
 import sqlite3
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -221,6 +222,22 @@ t.ok(len({k[0] for k in ids}) >= len(ids) // 3 and len({k[-1] for k in ids}) >= 
 cints = [int.from_bytes(k, "big") for k in cids]
 near = [c for c in cints if any(abs(c - b) < 1 << 64 for b in ints)]
 t.ok(not near, "no comment key is equal or near to a ballot key (a comment cannot be matched to its ballot)")
+
+# ---- the WAL keeps pages in commit order: it is emptied once the collector is idle ----
+wal = w.db + "-wal"
+wal_sizes = []
+for _ in range(50):           # the collector empties it 1 s after the last commit
+    wal_sizes.append(os.path.getsize(wal) if os.path.exists(wal) else -1)
+    if wal_sizes[-1] == 0:
+        break
+    time.sleep(0.1)
+t.ok(wal_sizes[0] > 0 and wal_sizes[-1] == 0,
+     "the WAL file, which holds the last commits' pages in order, is emptied within 5 s of the last ballot "
+     "(sizes seen: %s ... %s)" % (wal_sizes[0], wal_sizes[-1]))
+con = sqlite3.connect("file:%s?mode=ro" % w.db, uri=True)
+t.eq(con.execute("SELECT count(*) FROM ballots WHERE unit = 'b3'").fetchone()[0], SENT,
+     "... and the ballots are all in the database file")
+con.close()
 
 # ---- nothing identifying in any file, while running and after stopping ----
 NEEDLES = {}

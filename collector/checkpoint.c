@@ -1,0 +1,168 @@
+/* checkpoint.c - WAL checkpoints on their own thread, off the writer's path.
+ *
+ * Ballot keys are random (docs/anonymity.md), so nearly every ballot dirties
+ * its own page of the ballots table: 1.3-1.9 WAL frames a ballot. SQLite's
+ * default copies the WAL back into the database from inside a commit every
+ * 1,000 frames: a random write of each page and an fsync, 10-20 ms during
+ * which no batch commits and every waiting rater waits. Here the writer's
+ * connection never checkpoints. This thread, on its own connection, does:
+ *
+ *   under load   once the WAL holds CHECKPOINT_FRAMES, PASSIVE checkpoints
+ *                copy it back beside the writer's commits (a page written
+ *                by many batches is copied once). They repeat while each
+ *                leaves a shorter tail; the last (RESTART) copies the short
+ *                tail with the writer held off and rewinds the WAL: a pause
+ *                of a few milliseconds instead of a full checkpoint's.
+ *   when idle    IDLE_MS after the last commit, the same, ending with
+ *                TRUNCATE: the WAL file is emptied. It holds pages in commit
+ *                order, so it must not keep a quiet day's ballots in the
+ *                order they came (docs/anonymity.md).
+ *
+ * Should this thread fall far behind, the writer checkpoints itself past
+ * WAL_FRAMES_MAX, as SQLite would, so the WAL stays bounded. */
+#include "col.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/db.h"
+#include "common/fmt.h"
+#include "common/log.h"
+#include "common/schema.h"
+
+enum {
+	CHECKPOINT_FRAMES = 10000,  /* ~40 MB of WAL starts a checkpoint */
+	TAIL_FRAMES = 500,          /* short enough to copy with the writer held off */
+	MAX_PASSES = 6,
+	WAL_FRAMES_MAX = 4 * CHECKPOINT_FRAMES,
+	IDLE_MS = 1000,
+};
+
+static pthread_t thread;
+static sqlite3 *db;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static bool due, stopping;
+static uint64_t commits;            /* by the writer, under lock */
+
+/* Both connections wait for each other's locks in steps of 100 µs rather
+ * than SQLite's default sleeps (1, 2, 5, 10 ms ...): a waiting rater should
+ * not sleep through the moment the lock comes free. Up to 5 s, as before. */
+static int busy_wait(void *arg, int tries)
+{
+	(void)arg;
+	if (tries >= 50000)
+		return 0;
+	nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000L }, NULL);
+	return 1;
+}
+
+/* The writer's WAL hook, after each commit: frames is the WAL's length. */
+static int on_commit(void *arg, sqlite3 *writer, const char *name, int frames)
+{
+	(void)arg;
+	pthread_mutex_lock(&lock);
+	commits++;
+	if (frames >= CHECKPOINT_FRAMES && !due) {
+		due = true;
+		pthread_cond_signal(&wake);
+	}
+	pthread_mutex_unlock(&lock);
+	if (frames >= WAL_FRAMES_MAX) {   /* this thread fell behind: catch up here */
+		int log = 0, done = 0;
+		sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	}
+	return SQLITE_OK;
+}
+
+/* Copy the WAL back; finish with mode (RESTART or TRUNCATE) once the tail
+ * is short. */
+static void checkpoint(int mode)
+{
+	int log = 0, done = 0, tail = -1;
+	for (int pass = 0; pass < MAX_PASSES; pass++) {
+		if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) != SQLITE_OK) {
+			log_error("checkpoint: %s", sqlite3_errmsg(db));
+			return;
+		}
+		bool shrinking = tail < 0 || log - done < tail;
+		tail = log - done;
+		if (tail <= TAIL_FRAMES || !shrinking)
+			break;
+	}
+	if (tail <= TAIL_FRAMES &&
+			sqlite3_wal_checkpoint_v2(db, NULL, mode, &log, &done) != SQLITE_OK &&
+			sqlite3_errcode(db) != SQLITE_BUSY)
+		log_error("checkpoint: %s", sqlite3_errmsg(db));
+}
+
+/* Wait up to IDLE_MS for a checkpoint to be due; *mode is the one to run
+ * (RESTART under load, TRUNCATE when idle) or NO_CHECKPOINT. False: stop. */
+enum { NO_CHECKPOINT = -1 };
+
+static bool next_checkpoint(uint64_t *checkpointed, int *mode)
+{
+	pthread_mutex_lock(&lock);
+	uint64_t seen = commits;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += IDLE_MS % 1000 * 1000000L;
+	until.tv_sec += IDLE_MS / 1000 + until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	int rc = 0;
+	while (!due && !stopping && rc == 0)
+		rc = pthread_cond_timedwait(&wake, &lock, &until);
+	bool idle = commits == seen && commits != *checkpointed;
+	*mode = due ? SQLITE_CHECKPOINT_RESTART : idle ? SQLITE_CHECKPOINT_TRUNCATE : NO_CHECKPOINT;
+	if (*mode != NO_CHECKPOINT)
+		*checkpointed = commits;
+	due = false;
+	bool go_on = !stopping;
+	pthread_mutex_unlock(&lock);
+	return go_on;
+}
+
+static void *checkpoint_main(void *arg)
+{
+	(void)arg;
+	uint64_t checkpointed = 0;
+	int mode;
+	while (next_checkpoint(&checkpointed, &mode))
+		if (mode != NO_CHECKPOINT)
+			checkpoint(mode);
+	return NULL;
+}
+
+int col_checkpoints_start(const char *path, sqlite3 *writer, char *err, size_t errsize)
+{
+	db = schema_open(path, DB_READWRITE, err, errsize);
+	if (!db)
+		return -1;
+	sqlite3_busy_handler(db, busy_wait, NULL);
+	sqlite3_busy_handler(writer, busy_wait, NULL);
+	sqlite3_wal_autocheckpoint(writer, 0);
+	sqlite3_wal_hook(writer, on_commit, NULL);
+	if (pthread_create(&thread, NULL, checkpoint_main, NULL) != 0) {
+		db_close(db);
+		db = NULL;
+		fmt_into(err, errsize, "cannot start the checkpoint thread");
+		return -1;
+	}
+	return 0;
+}
+
+void col_checkpoints_stop(void)
+{
+	if (!db)
+		return;
+	pthread_mutex_lock(&lock);
+	stopping = true;
+	pthread_cond_signal(&wake);
+	pthread_mutex_unlock(&lock);
+	pthread_join(thread, NULL);
+	db_close(db);
+	db = NULL;
+}

@@ -8,7 +8,8 @@
 # On loopback, with a temp database and one open poster round:
 #   1. form GET /u/<token> at 50 connections: the collector, then nginx
 #      returning the same bytes from memory (`set` + `return 200`) and from a
-#      file (bench/nginx.conf.in); requests/s, p99 and the ratios;
+#      file (bench/nginx.conf.in), taking turns three times; requests/s, p99
+#      and the ratios (medians);
 #   2. durable ballot POSTs (303 only after the commit) at 50 and at 500
 #      connections, each with a fresh form token made beforehand
 #      (bench/prep.py) and posted by bench/ballot.lua; after each run the
@@ -20,7 +21,7 @@
 #
 # wrk runs one thread (it takes one of the two cores; the collector and nginx
 # each get the other). PINGYI_BENCH_SECONDS (default 10) sets the length of
-# each measured run; PINGYI_BENCH_KEEP=1 keeps the temp folder (logs, wrk
+# each measured run (GET runs: half of it); PINGYI_BENCH_KEEP=1 keeps the temp folder (logs, wrk
 # output, database).
 set -eu
 
@@ -160,30 +161,42 @@ echo "pingyi bench: $BUILD/pingyi-collector against $(nginx -v 2>&1 | sed 's/.*:
 echo
 
 # ---- 1. form GET at 50 connections --------------------------------------------
-echo "form GET ($FORM_BYTES bytes, HTML as served), 50 connections"
+# This machine's speed drifts from minute to minute (nginx alone has ranged
+# 98k-150k req/s between runs), so the three servers take turns, GET_ROUNDS
+# times, and the ratios are taken within each round; the report shows each
+# server's median run and the median of the per-round ratios.
+GET_ROUNDS=3
+GET_SECONDS=$(( (SECONDS_PER_RUN + 1) / 2 ))
+echo "form GET ($FORM_BYTES bytes, HTML as served), 50 connections, $GET_ROUNDS rounds of ${GET_SECONDS} s each"
 get_run() {
-	# name url: a 2 s warm-up, then the measured run
-	run_wrk 50 2 bench/get.lua "$2" "$WORK/wrk-$1-warm.txt" >/dev/null
-	r=$(run_wrk 50 "$SECONDS_PER_RUN" bench/get.lua "$2" "$WORK/wrk-$1.txt")
+	# name url round: one measured run (after a 2 s warm-up in round 1);
+	# appends "rps p99 p50 bad" to $WORK/get-NAME.txt and prints rps
+	[ "$3" = 1 ] && run_wrk 50 2 bench/get.lua "$2" "$WORK/wrk-$1-warm.txt" >/dev/null
+	r=$(run_wrk 50 "$GET_SECONDS" bench/get.lua "$2" "$WORK/wrk-$1-$3.txt")
 	bad=$(( $(field "$r" bad_status) + $(field "$r" connect_errors) + $(field "$r" read_errors) + $(field "$r" write_errors) + $(field "$r" timeouts) ))
-	[ "$bad" = 0 ] || echo "  ($1: $bad responses were not 200 or failed: see below)" >&2
-	echo "$r"
+	[ "$bad" = 0 ] || echo "  ($1: $bad responses were not 200 or failed: see $WORK/wrk-$1-$3.txt)" >&2
+	echo "$(field "$r" rps) $(field "$r" p99_ms) $(field "$r" p50_ms) $bad" >>"$WORK/get-$1.txt"
+	field "$r" rps
 }
-R_COL=$(get_run collector "$FORM_URL")
-R_MEM=$(get_run nginx-mem "$NGX/mem")
-R_FILE=$(get_run nginx-file "$NGX/file")
-for pair in "collector /u/<token>|$R_COL" "nginx return 200 (memory)|$R_MEM" "nginx from a file|$R_FILE"; do
-	name=${pair%%|*}
-	r=${pair#*|}
-	printf '  %-28s %10s req/s   p99 %7.2f ms   p50 %6.2f ms   bad %s\n' "$name" "$(fmt_int "$(field "$r" rps)")" \
-		"$(field "$r" p99_ms)" "$(field "$r" p50_ms)" \
-		"$(( $(field "$r" bad_status) + $(field "$r" connect_errors) + $(field "$r" read_errors) + $(field "$r" timeouts) ))"
+median() { sort -n | awk '{ v[NR] = $0 } END { print v[int((NR + 1) / 2)] }'; }
+for round in $(seq 1 "$GET_ROUNDS"); do
+	c=$(get_run collector "$FORM_URL" "$round")
+	m=$(get_run nginx-mem "$NGX/mem" "$round")
+	f=$(get_run nginx-file "$NGX/file" "$round")
+	awk -v c="$c" -v m="$m" -v f="$f" 'BEGIN { printf "%.4f %.4f\n", c / m, c / f }' >>"$WORK/get-ratios.txt"
 done
-RATIO_MEM=$(awk -v a="$(field "$R_COL" rps)" -v b="$(field "$R_MEM" rps)" 'BEGIN { printf "%.2f", a / b }')
-RATIO_FILE=$(awk -v a="$(field "$R_COL" rps)" -v b="$(field "$R_FILE" rps)" 'BEGIN { printf "%.2f", a / b }')
-printf '  %-28s %10s          target >= 0.70   %s\n' "collector / nginx-memory" "$RATIO_MEM" \
-	"$(verdict "$(awk -v r="$RATIO_MEM" 'BEGIN { print (r >= 0.70) }')")"
-printf '  %-28s %10s\n' "collector / nginx-file" "$RATIO_FILE"
+for pair in "collector /u/<token>|collector" "nginx return 200 (memory)|nginx-mem" "nginx from a file|nginx-file"; do
+	set -- $(median <"$WORK/get-${pair#*|}.txt")
+	printf '  %-28s %10s req/s   p99 %7.2f ms   p50 %6.2f ms   bad %s   (median of %s; all: %s)\n' "${pair%%|*}" \
+		"$(fmt_int "$1")" "$2" "$3" "$4" "$GET_ROUNDS" \
+		"$(awk '{ printf "%s%.0fk", (NR > 1 ? " " : ""), $1 / 1000 }' "$WORK/get-${pair#*|}.txt")"
+done
+RATIO_MEM=$(awk '{ print $1 }' "$WORK/get-ratios.txt" | median)
+RATIO_FILE=$(awk '{ print $2 }' "$WORK/get-ratios.txt" | median)
+printf '  %-28s %10.2f          target >= 0.70   %s   (per round: %s)\n' "collector / nginx-memory" "$RATIO_MEM" \
+	"$(verdict "$(awk -v r="$RATIO_MEM" 'BEGIN { print (r >= 0.70) }')")" \
+	"$(awk '{ printf "%s%.2f", (NR > 1 ? " " : ""), $1 }' "$WORK/get-ratios.txt")"
+printf '  %-28s %10.2f\n' "collector / nginx-file" "$RATIO_FILE"
 echo
 
 # ---- 2. durable ballots --------------------------------------------------------

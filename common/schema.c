@@ -3,10 +3,11 @@
  * Never edit a migration that has shipped: add the next one. Design notes:
  *  - units.token is the unguessable short name printed in QR codes; ids are
  *    the organisation's own and may be guessable.
- *  - ballots and comments are WITHOUT ROWID tables keyed by 16 random bytes,
- *    so neither the key nor the physical order follows submission order, and
- *    they carry no time at all (DESIGN.md §3). A comment is not linked to the
- *    ballot it came with.
+ *  - ballots and comments are WITHOUT ROWID tables keyed by 16 random bytes
+ *    (ballots by round, then the random bytes: migration 4), so neither the
+ *    key nor the physical order follows submission order, and they carry no
+ *    time at all (DESIGN.md §3). A comment is not linked to the ballot it
+ *    came with.
  *  - counts holds one counter per (round, unit, voter group, question,
  *    level), updated in the same transaction as each ballot, so a tally
  *    reads O(units) rows; ballot_counts counts the ballots themselves.
@@ -172,6 +173,26 @@ static const char *const migrations[] = {
 	"  round TEXT PRIMARY KEY REFERENCES rounds(id),\n"
 	"  at INTEGER NOT NULL\n"
 	") STRICT;\n",
+
+	/* 4: ballots keyed by (round, random id). Within a round the order is
+	 * still random; across rounds it was never hidden (a ballot names its
+	 * round). A new ballot now lands among its own round's ballots, not
+	 * among every ballot of every past round: the pages a busy round dirties,
+	 * and the writer's cache misses, stay as many as that round needs, and a
+	 * tally or recount reads one round's range instead of the whole table. */
+	"CREATE TABLE ballots_v4(\n"
+	"  id BLOB NOT NULL CHECK (length(id) = 16),\n"
+	"  round TEXT NOT NULL,\n"
+	"  unit TEXT NOT NULL,\n"
+	"  grp TEXT NOT NULL,\n"
+	"  answers TEXT NOT NULL,\n"
+	"  PRIMARY KEY (round, id),\n"
+	"  FOREIGN KEY (round, unit) REFERENCES round_units(round, unit)\n"
+	") STRICT, WITHOUT ROWID;\n"
+	"INSERT INTO ballots_v4(id, round, unit, grp, answers)\n"
+	"  SELECT id, round, unit, grp, answers FROM ballots;\n"
+	"DROP TABLE ballots;\n"
+	"ALTER TABLE ballots_v4 RENAME TO ballots;\n",
 };
 
 enum { N_MIGRATIONS = sizeof migrations / sizeof migrations[0] };

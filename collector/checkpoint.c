@@ -18,8 +18,11 @@
  *                order, so it must not keep a quiet day's ballots in the
  *                order they came (docs/anonymity.md).
  *
- * Should this thread fall far behind, the writer checkpoints itself past
- * WAL_FRAMES_MAX, as SQLite would, so the WAL stays bounded. */
+ * RESTART and TRUNCATE hold the writer off while they wait for readers to
+ * leave the WAL. A long reader (a recount, an export, a backup) would make
+ * that wait long, so they give up after WAIT_MAX_MS, and are not tried
+ * again for RETRY_MS: the ballots keep flowing and the WAL grows meanwhile,
+ * as it would under SQLite's own checkpoints, until the reader is done. */
 #include "col.h"
 
 #include <pthread.h>
@@ -37,8 +40,9 @@ enum {
 	CHECKPOINT_FRAMES = 10000,  /* ~40 MB of WAL starts a checkpoint */
 	TAIL_FRAMES = 500,          /* short enough to copy with the writer held off */
 	MAX_PASSES = 6,
-	WAL_FRAMES_MAX = 4 * CHECKPOINT_FRAMES,
 	IDLE_MS = 1000,
+	WAIT_MAX_MS = 20,
+	RETRY_MS = 1000,
 };
 
 static pthread_t thread;
@@ -48,13 +52,23 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static bool due, stopping;
 static uint64_t commits;            /* by the writer, under lock */
 
-/* Both connections wait for each other's locks in steps of 100 µs rather
- * than SQLite's default sleeps (1, 2, 5, 10 ms ...): a waiting rater should
- * not sleep through the moment the lock comes free. Up to 5 s, as before. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Both connections wait for locks in steps of 100 µs rather than SQLite's
+ * default sleeps (1, 2, 5, 10 ms ...): a waiting rater should not sleep
+ * through the moment the lock comes free. The writer waits up to 5 s (as
+ * busy_timeout did), this thread up to WAIT_MAX_MS. arg: the limit in ms. */
 static int busy_wait(void *arg, int tries)
 {
-	(void)arg;
-	if (tries >= 50000)
+	static _Thread_local int64_t since;
+	if (tries == 0)
+		since = now_ms();
+	if (now_ms() - since >= (int64_t)(intptr_t)arg)
 		return 0;
 	nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000L }, NULL);
 	return 1;
@@ -64,6 +78,8 @@ static int busy_wait(void *arg, int tries)
 static int on_commit(void *arg, sqlite3 *writer, const char *name, int frames)
 {
 	(void)arg;
+	(void)writer;
+	(void)name;
 	pthread_mutex_lock(&lock);
 	commits++;
 	if (frames >= CHECKPOINT_FRAMES && !due) {
@@ -71,39 +87,43 @@ static int on_commit(void *arg, sqlite3 *writer, const char *name, int frames)
 		pthread_cond_signal(&wake);
 	}
 	pthread_mutex_unlock(&lock);
-	if (frames >= WAL_FRAMES_MAX) {   /* this thread fell behind: catch up here */
-		int log = 0, done = 0;
-		sqlite3_wal_checkpoint_v2(writer, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-	}
 	return SQLITE_OK;
 }
 
 /* Copy the WAL back; finish with mode (RESTART or TRUNCATE) once the tail
- * is short. */
-static void checkpoint(int mode)
+ * is short, unless that gave up lately. True when it finished. */
+static bool checkpoint(int mode)
 {
+	static int64_t retry_at;
 	int log = 0, done = 0, tail = -1;
 	for (int pass = 0; pass < MAX_PASSES; pass++) {
 		if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) != SQLITE_OK) {
 			log_error("checkpoint: %s", sqlite3_errmsg(db));
-			return;
+			return false;
 		}
 		bool shrinking = tail < 0 || log - done < tail;
 		tail = log - done;
 		if (tail <= TAIL_FRAMES || !shrinking)
 			break;
 	}
-	if (tail <= TAIL_FRAMES &&
-			sqlite3_wal_checkpoint_v2(db, NULL, mode, &log, &done) != SQLITE_OK &&
-			sqlite3_errcode(db) != SQLITE_BUSY)
+	if (tail > TAIL_FRAMES || now_ms() < retry_at)
+		return false;
+	if (sqlite3_wal_checkpoint_v2(db, NULL, mode, &log, &done) == SQLITE_OK)
+		return true;
+	if (sqlite3_errcode(db) == SQLITE_BUSY)
+		retry_at = now_ms() + RETRY_MS;
+	else
 		log_error("checkpoint: %s", sqlite3_errmsg(db));
+	return false;
 }
 
 /* Wait up to IDLE_MS for a checkpoint to be due; *mode is the one to run
- * (RESTART under load, TRUNCATE when idle) or NO_CHECKPOINT. False: stop. */
+ * (RESTART under load, TRUNCATE when idle) or NO_CHECKPOINT, and *at the
+ * commit count it covers. checkpointed: the count the last finished one
+ * covered. False: stop. */
 enum { NO_CHECKPOINT = -1 };
 
-static bool next_checkpoint(uint64_t *checkpointed, int *mode)
+static bool next_checkpoint(uint64_t checkpointed, int *mode, uint64_t *at)
 {
 	pthread_mutex_lock(&lock);
 	uint64_t seen = commits;
@@ -115,10 +135,9 @@ static bool next_checkpoint(uint64_t *checkpointed, int *mode)
 	int rc = 0;
 	while (!due && !stopping && rc == 0)
 		rc = pthread_cond_timedwait(&wake, &lock, &until);
-	bool idle = commits == seen && commits != *checkpointed;
+	bool idle = commits == seen && commits != checkpointed;
 	*mode = due ? SQLITE_CHECKPOINT_RESTART : idle ? SQLITE_CHECKPOINT_TRUNCATE : NO_CHECKPOINT;
-	if (*mode != NO_CHECKPOINT)
-		*checkpointed = commits;
+	*at = commits;
 	due = false;
 	bool go_on = !stopping;
 	pthread_mutex_unlock(&lock);
@@ -128,11 +147,11 @@ static bool next_checkpoint(uint64_t *checkpointed, int *mode)
 static void *checkpoint_main(void *arg)
 {
 	(void)arg;
-	uint64_t checkpointed = 0;
+	uint64_t checkpointed = 0, at;
 	int mode;
-	while (next_checkpoint(&checkpointed, &mode))
-		if (mode != NO_CHECKPOINT)
-			checkpoint(mode);
+	while (next_checkpoint(checkpointed, &mode, &at))
+		if (mode != NO_CHECKPOINT && checkpoint(mode))
+			checkpointed = at;
 	return NULL;
 }
 
@@ -141,8 +160,8 @@ int col_checkpoints_start(const char *path, sqlite3 *writer, char *err, size_t e
 	db = schema_open(path, DB_READWRITE, err, errsize);
 	if (!db)
 		return -1;
-	sqlite3_busy_handler(db, busy_wait, NULL);
-	sqlite3_busy_handler(writer, busy_wait, NULL);
+	sqlite3_busy_handler(db, busy_wait, (void *)(intptr_t)WAIT_MAX_MS);
+	sqlite3_busy_handler(writer, busy_wait, (void *)(intptr_t)5000);
 	sqlite3_wal_autocheckpoint(writer, 0);
 	sqlite3_wal_hook(writer, on_commit, NULL);
 	if (pthread_create(&thread, NULL, checkpoint_main, NULL) != 0) {

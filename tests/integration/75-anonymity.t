@@ -239,6 +239,29 @@ t.eq(con.execute("SELECT count(*) FROM ballots WHERE unit = 'b3'").fetchone()[0]
      "... and the ballots are all in the database file")
 con.close()
 
+# A long reader (a recount, a backup) keeps the WAL from being emptied; the collector
+# must not hold ballots up while it waits for that reader to leave.
+r = col.post("/u/" + TOK["b3"], list(zip(QUESTIONS, pattern(SENT))))
+reader = sqlite3.connect(w.db, isolation_level=None)
+reader.execute("BEGIN")
+reader.execute("SELECT count(*) FROM ballots").fetchone()
+time.sleep(2.5)                # the idle checkpoint (1-2 s after the last commit) tries to empty the WAL
+t0 = time.monotonic()
+r2 = col.post("/u/" + TOK["b3"], list(zip(QUESTIONS, pattern(SENT + 1))))
+waited = time.monotonic() - t0
+kept = os.path.getsize(wal)
+reader.execute("COMMIT")
+reader.close()
+t.ok(r.status == 303 and r2.status == 303 and waited < 1.0,
+     "with a reader holding a read transaction, a ballot is still answered at once (303 in %.2f s)" % waited,
+     "statuses %d, %d" % (r.status, r2.status))
+t.ok(kept > 0, "... and the WAL was left as it was while the reader held it (%d bytes)" % kept)
+for _ in range(50):
+    if os.path.getsize(wal) == 0:
+        break
+    time.sleep(0.1)
+t.eq(os.path.getsize(wal), 0, "... and emptied once the reader was done")
+
 # ---- nothing identifying in any file, while running and after stopping ----
 NEEDLES = {}
 for a in ADDRS + REAL:

@@ -265,7 +265,10 @@ enum MHD_Result col_form_page(struct MHD_Connection *c, unsigned status, enum fo
 	char token[64];
 	col_token_make(t, token, sizeof token);
 	const char *blank = values || why || notice || t->by_code ? NULL : blank_page(t, lang);
-	const char *mark = blank ? strchr(blank, TOKEN_MARK[0]) : NULL;
+	/* The last mark: everything after the hidden field is the form file's
+	 * text (no control characters) and fixed markup, while a unit name or
+	 * round title before it might hold anything. */
+	const char *mark = blank ? strrchr(blank, TOKEN_MARK[0]) : NULL;
 	if (mark) {   /* the usual case: the cached page, with this request's token */
 		size_t head = (size_t)(mark - blank), n = strlen(token), tail = strlen(mark + 1);
 		char *body = xmalloc(head + n + tail + 1);
@@ -452,6 +455,7 @@ enum MHD_Result col_answer_ballot(struct MHD_Connection *c, col_request *rq)
 	const col_target *t = &rq->target;
 	char next[128], cookie[160];
 	col_writer_answered();
+	rq->answered = true;
 	switch (rq->job->result) {
 	case COL_STORED:
 		if (t->by_code) {

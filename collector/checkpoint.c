@@ -51,6 +51,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static bool due, stopping;
 static uint64_t commits;            /* by the writer, under lock */
+static int64_t retry_at;            /* after a checkpoint gave up: not before this */
 
 static int64_t now_ms(void)
 {
@@ -90,25 +91,12 @@ static int on_commit(void *arg, sqlite3 *writer, const char *name, int frames)
 	return SQLITE_OK;
 }
 
-/* Copy the WAL back; finish with mode (RESTART or TRUNCATE) once the tail
- * is short, unless that gave up lately. True when it finished. */
-static bool checkpoint(int mode)
+/* One checkpoint call; false when it did not finish. SQLITE_BUSY (a reader
+ * in the way, or another program checkpointing) is not an error: it is
+ * tried again after RETRY_MS. */
+static bool checkpoint_call(int mode, int *log, int *done)
 {
-	static int64_t retry_at;
-	int log = 0, done = 0, tail = -1;
-	for (int pass = 0; pass < MAX_PASSES; pass++) {
-		if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) != SQLITE_OK) {
-			log_error("checkpoint: %s", sqlite3_errmsg(db));
-			return false;
-		}
-		bool shrinking = tail < 0 || log - done < tail;
-		tail = log - done;
-		if (tail <= TAIL_FRAMES || !shrinking)
-			break;
-	}
-	if (tail > TAIL_FRAMES || now_ms() < retry_at)
-		return false;
-	if (sqlite3_wal_checkpoint_v2(db, NULL, mode, &log, &done) == SQLITE_OK)
+	if (sqlite3_wal_checkpoint_v2(db, NULL, mode, log, done) == SQLITE_OK)
 		return true;
 	if (sqlite3_errcode(db) == SQLITE_BUSY)
 		retry_at = now_ms() + RETRY_MS;
@@ -117,13 +105,31 @@ static bool checkpoint(int mode)
 	return false;
 }
 
+/* Copy the WAL back; finish with mode (RESTART or TRUNCATE) once the tail
+ * is short. True when it finished. */
+static bool checkpoint(int mode)
+{
+	int log = 0, done = 0, tail = -1;
+	if (now_ms() < retry_at)
+		return false;
+	for (int pass = 0; pass < MAX_PASSES; pass++) {
+		if (!checkpoint_call(SQLITE_CHECKPOINT_PASSIVE, &log, &done))
+			return false;
+		bool shrinking = tail < 0 || log - done < tail;
+		tail = log - done;
+		if (tail <= TAIL_FRAMES || !shrinking)
+			break;
+	}
+	return tail <= TAIL_FRAMES && checkpoint_call(mode, &log, &done);
+}
+
 /* Wait up to IDLE_MS for a checkpoint to be due; *mode is the one to run
  * (RESTART under load, TRUNCATE when idle) or NO_CHECKPOINT, and *at the
- * commit count it covers. checkpointed: the count the last finished one
+ * commit count it covers. truncated: the count the last finished TRUNCATE
  * covered. False: stop. */
 enum { NO_CHECKPOINT = -1 };
 
-static bool next_checkpoint(uint64_t checkpointed, int *mode, uint64_t *at)
+static bool next_checkpoint(uint64_t truncated, int *mode, uint64_t *at)
 {
 	pthread_mutex_lock(&lock);
 	uint64_t seen = commits;
@@ -135,7 +141,7 @@ static bool next_checkpoint(uint64_t checkpointed, int *mode, uint64_t *at)
 	int rc = 0;
 	while (!due && !stopping && rc == 0)
 		rc = pthread_cond_timedwait(&wake, &lock, &until);
-	bool idle = commits == seen && commits != checkpointed;
+	bool idle = commits == seen && commits != truncated;
 	*mode = due ? SQLITE_CHECKPOINT_RESTART : idle ? SQLITE_CHECKPOINT_TRUNCATE : NO_CHECKPOINT;
 	*at = commits;
 	due = false;
@@ -147,11 +153,12 @@ static bool next_checkpoint(uint64_t checkpointed, int *mode, uint64_t *at)
 static void *checkpoint_main(void *arg)
 {
 	(void)arg;
-	uint64_t checkpointed = 0, at;
+	/* Not 0: a WAL left by a crash is emptied too, before the first ballot. */
+	uint64_t truncated = UINT64_MAX, at;
 	int mode;
-	while (next_checkpoint(checkpointed, &mode, &at))
-		if (mode != NO_CHECKPOINT && checkpoint(mode))
-			checkpointed = at;
+	while (next_checkpoint(truncated, &mode, &at))
+		if (mode != NO_CHECKPOINT && checkpoint(mode) && mode == SQLITE_CHECKPOINT_TRUNCATE)
+			truncated = at;
 	return NULL;
 }
 

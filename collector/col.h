@@ -65,6 +65,7 @@ typedef struct col_request {
 	buf body;
 	bool too_large;
 	col_job *job;               /* set once a ballot is queued */
+	bool answered;              /* the writer's in-flight count knows it is done */
 	col_target target;          /* the target of a queued ballot */
 	char nonce_key[32];         /* the form token spent by the queued ballot */
 } col_request;

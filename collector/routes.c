@@ -138,6 +138,12 @@ void col_request_done(void *cls, struct MHD_Connection *conn, void **req_cls,
 	if (!rq)
 		return;
 	buf_free(&rq->body);
+	/* A rater who hung up while their ballot was being committed: the
+	 * ballot is stored, but nobody will be answered, so count it out here
+	 * or a shutdown would wait for it. (MHD ends a request only once its
+	 * suspended connection was resumed, after the writer is done with it.) */
+	if (rq->job && !rq->answered)
+		col_writer_answered();
 	if (rq->job)
 		col_job_free(rq->job);
 	free(rq);

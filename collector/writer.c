@@ -295,8 +295,11 @@ int col_writer_start(const char *path, char *err, size_t errsize)
 	/* Random ballot keys touch pages all over the table: a 16 MB page cache
 	 * (SQLite's default is 2 MB) keeps them from being read back from the
 	 * file for every insert. */
-	if (sqlite3_exec(db, "PRAGMA cache_size=-16000", NULL, NULL, NULL) != SQLITE_OK ||
-			col_checkpoints_start(path, db, err, errsize) != 0)
+	if (sqlite3_exec(db, "PRAGMA cache_size=-16000", NULL, NULL, NULL) != SQLITE_OK) {
+		fmt_into(err, errsize, "cannot set up the writer's connection: %s", sqlite3_errmsg(db));
+		return -1;
+	}
+	if (col_checkpoints_start(path, db, err, errsize) != 0)
 		return -1;
 	st_state = db_prepare(db, "SELECT state FROM rounds WHERE id = ?", NULL);
 	st_spend = db_prepare(db, "INSERT INTO code_uses(hash, unit) VALUES (?, ?) ON CONFLICT DO NOTHING", NULL);

@@ -217,18 +217,24 @@ for round_no in (1, 2):
 # from 30 to 90 ms (the collector stops about 50 ms after SIGTERM), so some
 # ballots are complete just as it stops. Each must be answered 303 and stored, or
 # answered 503, or cut off unread -- and not stored.
-SLOW = 240
-slow = []
-for i in range(SLOW):
-    comment = "crash-slow-%d" % i
+def raw_ballot(tag, i):
+    """A ballot for b1 over its own socket, recorded in SENT: (comment, socket, head, body)."""
+    comment = "crash-%s-%d" % (tag, i)
     ft = col.form_token("/u/" + TOK["b1"])
     answers = {q: "sbdu"[(i + k) % 4] for k, q in enumerate(QUESTIONS)}
     body = urllib.parse.urlencode(list(answers.items()) + [("comment", comment), ("ft", ft or "")]).encode()
-    s = socket.create_connection(("127.0.0.1", col.port), timeout=20)
-    s.sendall(b"POST /u/%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-              b"Content-Length: %d\r\n\r\n" % (TOK["b1"].encode(), len(body)) + body[:10])
+    head = (b"POST /u/%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n" % (TOK["b1"].encode(), len(body)))
     with lock:
         SENT[comment] = ("b1", answers)
+    return comment, socket.create_connection(("127.0.0.1", col.port), timeout=20), head, body
+
+
+SLOW = 240
+slow = []
+for i in range(SLOW):
+    comment, s, head, body = raw_ballot("slow", i)
+    s.sendall(head + body[:10])
     slow.append((comment, s, body))
 time.sleep(0.2)
 col.proc.send_signal(signal.SIGTERM)
@@ -295,16 +301,9 @@ t.ok(not problems, "slow bodies: every 303 is stored, counters = recount, integr
 HANG = 150
 hung = []
 for i in range(HANG):
-    comment = "crash-hang-%d" % i
-    ft = col.form_token("/u/" + TOK["b1"])
-    answers = {q: "sbdu"[(i + k) % 4] for k, q in enumerate(QUESTIONS)}
-    body = urllib.parse.urlencode(list(answers.items()) + [("comment", comment), ("ft", ft or "")]).encode()
-    s = socket.create_connection(("127.0.0.1", col.port), timeout=20)
+    _, s, head, body = raw_ballot("hang", i)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST on close
-    with lock:
-        SENT[comment] = ("b1", answers)
-    hung.append((s, b"POST /u/%s HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                 b"Content-Length: %d\r\n\r\n" % (TOK["b1"].encode(), len(body)) + body))
+    hung.append((s, head + body))
 for s, data in hung:
     s.sendall(data)
 for s, _ in hung:

@@ -37,19 +37,10 @@ CJK = re.compile("[\u4e00-\u9fff]")
 t = harness.Tap()
 w = harness.Workspace()
 w.pingyi("init", "--base-url", BASE, check=True)
-w.write("units.csv",
-        "id,parent,kind,name_zh,name_en\n"
-        "dw,,committee,党委,Party Committee\n"
-        "zb,dw,general_branch,机关党总支,Admin General Branch\n"
-        "b1,zb,branch,第一党支部,First Branch\n"
-        "b2,zb,branch,第二党支部,Second Branch\n"
-        "b3,zb,branch,第三党支部,Third Branch\n"
-        "zb2,dw,general_branch,学院党总支,School General Branch\n"
-        "b4,zb2,branch,第四党支部,Fourth Branch\n"
-        "dept,dw,department,后勤处,Logistics\n"
-        "win,dept,window,食堂窗口,Canteen Window\n")
-w.pingyi("units", "import", w.path("units.csv"), check=True)
-TOK = w.tokens()
+TOK = w.import_small_org("zb2,dw,general_branch,学院党总支,School General Branch",
+                         "b4,zb2,branch,第四党支部,Fourth Branch",
+                         "dept,dw,department,后勤处,Logistics",
+                         "win,dept,window,食堂窗口,Canteen Window")
 SCOPE_ZB = ["zb", "b1", "b2", "b3"]     # the rated units of zb's subtree, in tree order
 
 
@@ -84,17 +75,13 @@ ISSUED = []   # every code printed by any command here, printed form
 
 # ---- rounds ----
 # rx: a code round on the window, opened, given a code, then closed.
-w.pingyi("round", "create", "rx", "--form", "window", "--title-zh", "窗口测评", "--title-en", "Windows",
-         "--codes", check=True)
-w.pingyi("round", "open", "rx", check=True)
+w.open_round("rx", "--title-zh", "窗口测评", "--title-en", "Windows", "--codes", form="window")
 r = issue("rx", "群众", "win", 1)
 CLOSED_CODE = r.stdout.strip()
 ISSUED.append(CLOSED_CODE)
 w.pingyi("round", "close", "rx", check=True)
 # rc: the code round used below, rating every branch and general branch.
-w.pingyi("round", "create", "rc", "--form", "branch", "--title-zh", "党支部测评", "--title-en", "Branch appraisal",
-         "--codes", check=True)
-w.pingyi("round", "open", "rc", check=True)
+w.open_round("rc", "--title-zh", "党支部测评", "--title-en", "Branch appraisal", "--codes")
 # ro: an open (poster) round; rs: a code round limited to zb2 (drafts both).
 w.pingyi("round", "create", "ro", "--form", "window", "--title-zh", "开放", "--title-en", "Open", check=True)
 w.pingyi("round", "create", "rs", "--form", "branch", "--title-zh", "范围", "--title-en", "Scoped",

@@ -30,24 +30,11 @@ BALLOT_TABLES = ["ballots", "comments", "code_uses", "counts", "ballot_counts"]
 t = harness.Tap()
 w = harness.Workspace()
 w.pingyi("init", "--base-url", "https://py.example.edu", check=True)
-w.write("units.csv",
-        "id,parent,kind,name_zh,name_en\n"
-        "dw,,committee,党委,Party Committee\n"
-        "zb,dw,general_branch,机关党总支,Admin General Branch\n"
-        "b1,zb,branch,第一党支部,First Branch\n"
-        "b2,zb,branch,第二党支部,Second Branch\n"
-        "b3,zb,branch,第三党支部,Third Branch\n"
-        "zb2,dw,general_branch,学院党总支,School General Branch\n"
-        "b4,zb2,branch,第四党支部,Fourth Branch\n"
-        "b5,zb2,branch,第五党支部,Fifth Branch\n")
-w.pingyi("units", "import", w.path("units.csv"), check=True)
-TOK = w.tokens()
-w.pingyi("round", "create", "ro", "--form", "branch", "--title-zh", "开放测评", "--title-en", "Open",
-         "--scope", "zb", check=True)
-w.pingyi("round", "open", "ro", check=True)
-w.pingyi("round", "create", "rc", "--form", "branch", "--title-zh", "测评码测评", "--title-en", "Coded",
-         "--scope", "zb2", "--codes", check=True)
-w.pingyi("round", "open", "rc", check=True)
+TOK = w.import_small_org("zb2,dw,general_branch,学院党总支,School General Branch",
+                         "b4,zb2,branch,第四党支部,Fourth Branch",
+                         "b5,zb2,branch,第五党支部,Fifth Branch")
+w.open_round("ro", "--title-zh", "开放测评", "--title-en", "Open", "--scope", "zb")
+w.open_round("rc", "--title-zh", "测评码测评", "--title-en", "Coded", "--scope", "zb2", "--codes")
 CODES = w.pingyi("codes", "issue", "rc", "--group", "党员", "--scope", "zb2", "--count", "4",
                  check=True).stdout.split()
 CODE_UNITS = ["zb2", "b4", "b5"]

@@ -38,17 +38,8 @@ UNITS = ["zb", "b1", "b2", "b3"]
 t = harness.Tap()
 w = harness.Workspace()
 w.pingyi("init", check=True)
-w.write("units.csv",
-        "id,parent,kind,name_zh,name_en\n"
-        "dw,,committee,党委,Party Committee\n"
-        "zb,dw,general_branch,机关党总支,Admin General Branch\n"
-        "b1,zb,branch,第一党支部,First Branch\n"
-        "b2,zb,branch,第二党支部,Second Branch\n"
-        "b3,zb,branch,第三党支部,Third Branch\n")
-w.pingyi("units", "import", w.path("units.csv"), check=True)
-w.pingyi("round", "create", "r1", "--form", "branch", "--title-zh", "测评", "--title-en", "Appraisal", check=True)
-w.pingyi("round", "open", "r1", check=True)
-TOK = w.tokens()
+TOK = w.import_small_org()
+w.open_round("r1", "--title-zh", "测评", "--title-en", "Appraisal")
 
 SENT = {}        # comment -> (unit, answers dict), every ballot POSTed
 ANSWERED = {}    # comment -> status, for POSTs that got an answer

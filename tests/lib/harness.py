@@ -171,6 +171,25 @@ class Workspace:
             raise RuntimeError("pingyi %s failed (%d): %s" % (" ".join(args), r.returncode, r.stderr))
         return r
 
+    SMALL_ORG = ("id,parent,kind,name_zh,name_en\n"
+                 "dw,,committee,党委,Party Committee\n"
+                 "zb,dw,general_branch,机关党总支,Admin General Branch\n"
+                 "b1,zb,branch,第一党支部,First Branch\n"
+                 "b2,zb,branch,第二党支部,Second Branch\n"
+                 "b3,zb,branch,第三党支部,Third Branch\n")
+
+    def import_small_org(self, *extra_rows):
+        """Import the party committee several tests share (dw > zb > b1, b2, b3), plus
+        extra CSV rows; returns tokens()."""
+        self.write("units.csv", self.SMALL_ORG + "".join(r + "\n" for r in extra_rows))
+        self.pingyi("units", "import", self.path("units.csv"), check=True)
+        return self.tokens()
+
+    def open_round(self, rid, *args, form="branch"):
+        """pingyi round create RID --form FORM ARGS..., then round open RID."""
+        self.pingyi("round", "create", rid, "--form", form, *args, check=True)
+        self.pingyi("round", "open", rid, check=True)
+
     def tokens(self):
         """{unit id: public token}, as `pingyi units list --format csv` prints them."""
         out = self.pingyi("units", "list", "--format", "csv", check=True).stdout.lstrip("\ufeff")

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/db.h"
 #include "common/fmt.h"
 #include "common/http.h"
@@ -139,9 +140,7 @@ static void *scheduler(void *arg)
 		else if (tickets > 0)
 			log_info("made %d complaint ticket%s (pingyi complaints list)", tickets, tickets == 1 ? "" : "s");
 		pthread_mutex_lock(&stop_lock);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += tick;
+		struct timespec until = clock_deadline((int64_t)tick * 1000);
 		while (!stopping && pthread_cond_timedwait(&stop_cond, &stop_lock, &until) == 0)
 			;
 	}

@@ -112,7 +112,7 @@ CREATE TEMP TABLE gen AS
     substr(m, 1 + abs(random()) % length(m), 1) AS l5, substr(m, 1 + abs(random()) % length(m), 1) AS l6
   FROM pick JOIN mix USING (i);
 BEGIN;
-INSERT INTO ballots(id, round, unit, grp, answers)
+INSERT INTO ballot_store(id, round, unit, grp, answers)
   SELECT id, '$ROUND', unit, '群众', '{"leadership":"' || l1 || '","members":"' || l2 || '","mechanism":"' || l3
     || '","performance":"' || l4 || '","reputation":"' || l5 || '","overall":"' || l6 || '"}'
   FROM gen ORDER BY id;

@@ -10,6 +10,7 @@
  *   guard.c    abuse resistance: per-address limits, form tokens, vote cookies
  *   pages.c    the HTML around forms and the message pages, in zh and en
  *   writer.c   the one writer thread that commits ballots in batches
+ *   intake.c   ballots' way from arrival order into the shuffled store
  *   checkpoint.c  WAL checkpoints on their own thread
  *   assets.S   the static files (static/), built into the binary
  * The questionnaire itself (parse, validate, render) is in forms/; code
@@ -112,6 +113,22 @@ bool col_writer_drain(int timeout_ms);
 /* Commit what is queued, then stop the thread. */
 void col_writer_stop(void);
 void col_job_free(col_job *job);
+
+/* ---- intake.c ---- */
+
+/* The writer's side of ballot_intake; writer thread only. Set up on the
+ * writer's connection: picks up what a stop left in the intake. */
+int intake_open(sqlite3 *writer, char *err, size_t errsize);
+/* Insert a ballot (random key) in the open transaction. */
+bool intake_add(const char *round, const char *unit, const char *grp, const char *answers);
+/* Move up to rows intake ballots on, in the open transaction; idle: do
+ * not wait for more to arrive. */
+void intake_step(size_t rows, bool idle);
+/* The open transaction committed (true) or was rolled back. */
+void intake_end(bool committed);
+/* Is there anything in the intake? */
+bool intake_busy(void);
+void intake_close(void);
 
 /* ---- checkpoint.c ---- */
 

@@ -5,16 +5,20 @@
  * ballot under its own savepoint; the batch's counters summed in memory and
  * written once each), and only then resumes the connections, which answer. While one batch waits for fsync the next
  * one queues up, so durability and throughput do not fight (group commit;
- * DESIGN.md §5 has the measurements). Copying the WAL back into the
- * database is checkpoint.c's job, not this thread's. */
+ * DESIGN.md §5 has the measurements). A ballot goes into the intake
+ * (intake.c), which each transaction also moves on a slice, and on its own
+ * when no ballot comes. Copying the WAL back into the database is
+ * checkpoint.c's job, not this thread's. */
 #include "col.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/db.h"
 #include "common/fmt.h"
 #include "common/log.h"
@@ -22,6 +26,11 @@
 #include "common/str.h"
 #include "common/rnd.h"
 #include "common/schema.h"
+
+enum {
+	IDLE_MS = 50,        /* no ballot for this long: the writer is idle */
+	IDLE_SLICE = 4096,   /* intake rows moved per transaction when idle */
+};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -33,7 +42,7 @@ static pthread_t thread;
 static sqlite3 *db;
 
 /* Statements prepared once and re-bound for every ballot. */
-static sqlite3_stmt *st_state, *st_spend, *st_ballot, *st_count, *st_ballots, *st_comment;
+static sqlite3_stmt *st_state, *st_spend, *st_count, *st_ballots, *st_comment;
 static sqlite3_stmt *st_savepoint, *st_release, *st_rollback_to;
 
 /* A batch's counters, summed in memory and written once per batch: a
@@ -205,18 +214,17 @@ static enum col_result store(col_job *job, round_states *rs, batch_tally *bt)
 		if (sqlite3_changes(db) == 0)
 			return COL_CODE_SPENT;
 	}
-	unsigned char id[16];
-	rnd_bytes(id, sizeof id);
-	db_rebind(st_ballot, "btttt", id, sizeof id, job->round, job->unit, job->grp, job->answers_json);
-	if (!run(st_ballot))
-		return COL_FAILED;
 	if (job->comment) {
+		unsigned char id[16];
 		rnd_bytes(id, sizeof id);
 		db_rebind(st_comment, "bttti", id, sizeof id, job->round, job->unit, job->comment,
 			job->complaint ? 1 : 0);
 		if (!run(st_comment))
 			return COL_FAILED;
 	}
+	/* Last: once it is in the intake, the ballot is stored. */
+	if (!intake_add(job->round, job->unit, job->grp, job->answers_json))
+		return COL_FAILED;
 	for (size_t i = 0; i < job->n_answers; i++)
 		tally_add(bt, fmt_alloc("%s\x1f%s\x1f%s\x1f%s\x1f%s", job->round, job->unit, job->grp,
 			job->question[i], job->level[i]));
@@ -235,7 +243,8 @@ static void commit_batch(col_job *batch)
 	int rc = db_begin(db);
 	round_states rs = { .n = 0 };
 	batch_tally bt = { 0 };
-	for (col_job *j = batch; j; j = j->next) {
+	size_t n = 0;
+	for (col_job *j = batch; j; j = j->next, n++) {
 		if (rc != SQLITE_OK) {
 			j->result = COL_FAILED;
 			continue;
@@ -250,6 +259,10 @@ static void commit_batch(col_job *batch)
 	}
 	if (rc == SQLITE_OK && !tally_write(&bt))
 		rc = SQLITE_ERROR;
+	/* A batch's worth moves on out of the intake, and a little more: it
+	 * keeps up, and the transaction stays short. */
+	if (rc == SQLITE_OK)
+		intake_step(n + 128, false);
 	if (rc != SQLITE_OK || (rc = db_commit(db)) != SQLITE_OK) {
 		log_error("cannot commit %s ballots: %s", batch->next ? "a batch of" : "one of the",
 			sqlite3_errmsg(db));
@@ -259,24 +272,57 @@ static void commit_batch(col_job *batch)
 			if (j->result == COL_STORED)
 				j->result = COL_FAILED;
 	}
+	intake_end(rc == SQLITE_OK);
+}
+
+/* With no ballot waiting, move a slice of the intake in a transaction of
+ * its own. False if that failed. */
+static bool tidy_intake(void)
+{
+	if (db_begin(db) != SQLITE_OK)
+		return false;
+	intake_step(IDLE_SLICE, true);
+	bool ok = db_commit(db) == SQLITE_OK;
+	if (!ok) {
+		log_error("cannot move ballots out of the intake: %s", sqlite3_errmsg(db));
+		db_rollback(db);
+	}
+	intake_end(ok);
+	return ok;
+}
+
+/* Wait for the next batch. Once no ballot has come for IDLE_MS, the
+ * writer moves the intake on while it waits. NULL: stop. */
+static col_job *next_batch(void)
+{
+	bool quiet = false;
+	pthread_mutex_lock(&lock);
+	while (!queue_head && !stopping) {
+		writer_asleep = true;
+		if (!intake_busy()) {
+			pthread_cond_wait(&wake, &lock);
+		} else if (!quiet) {
+			struct timespec until = clock_deadline(IDLE_MS);
+			quiet = pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT;
+		} else {
+			writer_asleep = false;
+			pthread_mutex_unlock(&lock);
+			quiet = tidy_intake();
+			pthread_mutex_lock(&lock);
+		}
+		writer_asleep = false;
+	}
+	col_job *batch = queue_head;
+	queue_head = queue_tail = NULL;
+	pthread_mutex_unlock(&lock);
+	return batch;
 }
 
 static void *writer_main(void *arg)
 {
 	(void)arg;
-	for (;;) {
-		pthread_mutex_lock(&lock);
-		while (!queue_head && !stopping) {
-			writer_asleep = true;
-			pthread_cond_wait(&wake, &lock);
-			writer_asleep = false;
-		}
-		col_job *batch = queue_head;
-		queue_head = queue_tail = NULL;
-		bool stop = stopping && !batch;
-		pthread_mutex_unlock(&lock);
-		if (stop)
-			return NULL;
+	col_job *batch;
+	while ((batch = next_batch()) != NULL) {
 		commit_batch(batch);
 		/* Resuming hands the job back to its connection's handler, which
 		 * answers and frees it: do not touch j after the resume. */
@@ -285,6 +331,10 @@ static void *writer_main(void *arg)
 			MHD_resume_connection(j->conn);
 		}
 	}
+	/* Stopping: leave no ballot in arrival order behind. */
+	while (intake_busy() && tidy_intake())
+		;
+	return NULL;
 }
 
 int col_writer_start(const char *path, char *err, size_t errsize)
@@ -295,16 +345,14 @@ int col_writer_start(const char *path, char *err, size_t errsize)
 	/* Random ballot keys touch pages all over the table: a 16 MB page cache
 	 * (SQLite's default is 2 MB) keeps them from being read back from the
 	 * file for every insert. */
-	if (sqlite3_exec(db, "PRAGMA cache_size=-16000", NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(db, "PRAGMA cache_size=-16000; PRAGMA temp_store=MEMORY", NULL, NULL, NULL) != SQLITE_OK) {
 		fmt_into(err, errsize, "cannot set up the writer's connection: %s", sqlite3_errmsg(db));
 		return -1;
 	}
-	if (col_checkpoints_start(path, db, err, errsize) != 0)
+	if (col_checkpoints_start(path, db, err, errsize) != 0 || intake_open(db, err, errsize) != 0)
 		return -1;
 	st_state = db_prepare(db, "SELECT state FROM rounds WHERE id = ?", NULL);
 	st_spend = db_prepare(db, "INSERT INTO code_uses(hash, unit) VALUES (?, ?) ON CONFLICT DO NOTHING", NULL);
-	st_ballot = db_prepare(db, "INSERT INTO ballots(id, round, unit, grp, answers) "
-		"VALUES (?, ?, ?, ?, ?)", NULL);
 	st_count = db_prepare(db, "INSERT INTO counts(round, unit, grp, question, level, n) "
 		"VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO UPDATE SET n = n + ?6", NULL);
 	st_ballots = db_prepare(db, "INSERT INTO ballot_counts(round, unit, grp, n) VALUES (?1, ?2, ?3, ?4) "
@@ -328,10 +376,10 @@ void col_writer_stop(void)
 	pthread_cond_broadcast(&wake);
 	pthread_mutex_unlock(&lock);
 	pthread_join(thread, NULL);
+	intake_close();
 	col_checkpoints_stop();
 	db_finalize(st_state);
 	db_finalize(st_spend);
-	db_finalize(st_ballot);
 	db_finalize(st_count);
 	db_finalize(st_ballots);
 	db_finalize(st_comment);

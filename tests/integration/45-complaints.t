@@ -95,7 +95,7 @@ for line in run("units", "list", "--format", "csv").stdout.lstrip("\ufeff").spli
     paths[f[0]] = "/u/" + f[5]
 run_ok("round", "create", "r1", "--form", "branch", "--title-zh", "党支部测评", "--title-en", "Branch appraisal")
 run_ok("round", "open", "r1")
-t.eq(query("PRAGMA user_version"), [(4,)], "the database is at schema version 4")
+t.eq(query("PRAGMA user_version"), [(5,)], "the database is at schema version 5")
 
 col = w.collector()
 
@@ -383,10 +383,13 @@ t.eq(sanitizer_reports(agg.log_text() + col.log_text()), [], "no sanitizer repor
 run_ok("ledger", "verify")
 
 # ---- an older database upgrades ----------------------------------------------------------------------
+# Older databases are made from this one by undoing the later migrations; version 5 added the
+# ballot intake, and the view ballots over it and the store.
+UNDO_V5 = "DROP VIEW ballots; DROP TABLE ballot_intake; ALTER TABLE ballot_store RENAME TO ballots; "
 old = w.path("v2.db")
 shutil.copyfile(w.db, old)
 con = sqlite3.connect(old)
-con.executescript("DROP TABLE ticket_steps; DROP TABLE tickets; DROP TABLE complaint_batches; DROP INDEX comments_by_unit; "
+con.executescript(UNDO_V5 + "DROP TABLE ticket_steps; DROP TABLE tickets; DROP TABLE complaint_batches; DROP INDEX comments_by_unit; "
                   "DROP TRIGGER ledger_no_replace; "
                   "PRAGMA user_version = 2;")
 con.close()
@@ -395,14 +398,14 @@ r = subprocess.run([os.path.join(BIN, "pingyi"), "--db", old, "complaints", "lis
 con = sqlite3.connect(old)
 version = con.execute("PRAGMA user_version").fetchone()[0]
 con.close()
-t.ok(r.returncode == 0 and r.stdout == "no tickets\n" and version == 4,
-     "a version 2 database upgrades to 4 when opened and lists no tickets", r.stdout + r.stderr)
+t.ok(r.returncode == 0 and r.stdout == "no tickets\n" and version == 5,
+     "a version 2 database upgrades to 5 when opened and lists no tickets", r.stdout + r.stderr)
 
 # version 3 kept ballots keyed by id alone; 4 keys them by (round, id) and keeps every one
 v3 = w.path("v3.db")
 shutil.copyfile(w.db, v3)
 con = sqlite3.connect(v3)
-con.executescript("PRAGMA foreign_keys = OFF; "
+con.executescript("PRAGMA foreign_keys = OFF; " + UNDO_V5 +
                   "CREATE TABLE b3(id BLOB PRIMARY KEY CHECK (length(id) = 16), round TEXT NOT NULL, "
                   "unit TEXT NOT NULL, grp TEXT NOT NULL, answers TEXT NOT NULL, "
                   "FOREIGN KEY (round, unit) REFERENCES round_units(round, unit)) STRICT, WITHOUT ROWID; "
@@ -416,12 +419,12 @@ r = subprocess.run([os.path.join(BIN, "pingyi"), "--db", v3, "tally", "r1", "--f
 con = sqlite3.connect(v3)
 after = sorted(con.execute("SELECT id, round, unit, grp, answers FROM ballots").fetchall())
 version = con.execute("PRAGMA user_version").fetchone()[0]
-ddl = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'ballots'").fetchone()[0]
+ddl = con.execute("SELECT sql FROM sqlite_schema WHERE name = 'ballot_store'").fetchone()[0]
 con.close()
-t.ok(r.returncode == 0 and version == 4 and before and after == before,
-     "a version 3 database upgrades to 4 when opened, with all %d ballots as they were" % len(before),
+t.ok(r.returncode == 0 and version == 5 and before and after == before,
+     "a version 3 database upgrades to 5 when opened, with all %d ballots as they were" % len(before),
      r.stderr + " version %d, %d -> %d ballots" % (version, len(before), len(after)))
-t.ok("PRIMARY KEY (round, id)" in ddl and "WITHOUT ROWID" in ddl, "... ballots are keyed by (round, id)", ddl)
+t.ok("PRIMARY KEY (round, id)" in ddl and "WITHOUT ROWID" in ddl, "... ballots are stored keyed by (round, id)", ddl)
 t.eq(r.stdout, tally_v4, "... and its tally is the same as before the upgrade")
 
 t.done()

@@ -195,7 +195,7 @@ for name, make in [("an empty (0-byte) file", lambda p: open(p, "wb").close()),
     r = run("init", db=p)
     con = sqlite3.connect(p)
     version = con.execute("PRAGMA user_version").fetchone()[0]
-    tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
     con.close()
     t.ok(r.returncode == 0 and version >= 1 and {"units", "rounds", "ballots", "ledger", "meta"} <= tables
          and os.stat(p).st_ino == ino,

@@ -153,7 +153,7 @@ def insert_ballots(db_path, round_id, form, ballots, rng):
     con.execute("PRAGMA foreign_keys = ON")
     cnt = Counters(ballots)
     with con:
-        con.executemany("INSERT INTO ballots(id, round, unit, grp, answers) VALUES (?, ?, ?, ?, ?)",
+        con.executemany("INSERT INTO ballot_store(id, round, unit, grp, answers) VALUES (?, ?, ?, ?, ?)",
                         [(rng.randbytes(16), round_id, u, g, answers_json(form, a)) for u, g, a in ballots])
         con.executemany("INSERT INTO counts(round, unit, grp, question, level, n) VALUES (?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT DO UPDATE SET n = n + excluded.n",

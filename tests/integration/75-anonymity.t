@@ -2,7 +2,9 @@
 """Anonymity (DESIGN.md §3): nothing kept with a ballot can lead back to a person.
 
 The tables a ballot touches have no column for a time, address, agent,
-session, cookie or code, and no rowid. A collector takes ballots from
+session, cookie or code, and no rowid -- but for the intake, where a ballot
+waits in arrival order until the collector moves it on (within 2 s of the
+last ballot). A collector takes ballots from
 distinctive browsers (WeChat user agents, X-Forwarded-For and X-Real-IP
 behind a trusted proxy, cookies), with comments, in an open round and with
 ballot codes in a code round; afterwards no file the system wrote -- the
@@ -25,7 +27,7 @@ import harness  # noqa: E402
 
 QUESTIONS = ["leadership", "members", "mechanism", "performance", "reputation", "overall"]
 FORM_CT = {"Content-Type": "application/x-www-form-urlencoded"}
-BALLOT_TABLES = ["ballots", "comments", "code_uses", "counts", "ballot_counts"]
+BALLOT_TABLES = ["ballot_store", "ballot_intake", "comments", "code_uses", "counts", "ballot_counts"]
 
 t = harness.Tap()
 w = harness.Workspace()
@@ -55,12 +57,13 @@ PARTS = ["time", "date", "addr", "agent", "session", "cookie", "device", "create
 t.ok(all(columns[tb] for tb in BALLOT_TABLES), "the ballot tables exist", columns)
 suspicious = ["%s.%s" % (tb, c) for tb in BALLOT_TABLES for c in columns[tb]
               if set(re.split(r"[_\W]+", c.lower())) & WORDS or any(p in c.lower() for p in PARTS)]
-t.ok(not suspicious, "no column of %s names a time, address, agent, session, cookie, device or code"
-     % ", ".join(BALLOT_TABLES), "%r\nall columns: %r" % (suspicious, columns))
-for tb in ["ballots", "comments", "code_uses"]:
+t.ok(suspicious == ["ballot_intake.seq"], "no column of %s names a time, address, agent, session, cookie, "
+     "device or code; only the intake has an arrival order (seq)" % ", ".join(BALLOT_TABLES),
+     "%r\nall columns: %r" % (suspicious, columns))
+for tb in ["ballot_store", "comments", "code_uses"]:
     t.ok("WITHOUT ROWID" in master.get(tb, "").upper(), "%s is WITHOUT ROWID (no insertion-order key)" % tb,
          master.get(tb))
-t.ok("grp" in columns["ballots"] and not set(columns["comments"]) & {"ballot", "ballot_id", "grp"},
+t.ok("grp" in columns["ballot_store"] and not set(columns["comments"]) & {"ballot", "ballot_id", "grp"},
      "a comment does not point at its ballot", columns["comments"])
 t.eq(triggers, [], "no trigger on the ballot tables (nothing copies a ballot elsewhere)")
 
@@ -164,7 +167,17 @@ def kendall_tau(seq):
     return s / (n * (n - 1) / 2) if n > 1 else 0.0
 
 
+# ---- ballots wait in the intake in arrival order, then move into the store ----
 con = sqlite3.connect(w.db)
+intake_sizes = []
+for _ in range(50):           # idle: the collector moves them on 50 ms after the last ballot
+    intake_sizes.append(con.execute("SELECT count(*) FROM ballot_intake").fetchone()[0])
+    if intake_sizes[-1] == 0:
+        break
+    time.sleep(0.1)
+t.ok(intake_sizes[-1] == 0 and len(intake_sizes) <= 20,
+     "the intake, which holds ballots in arrival order, is empty within 2 s of the last ballot "
+     "(rows seen: %s)" % intake_sizes)
 by_pattern = {pattern(i): i for i in range(SENT)}
 plain_order = []
 for (answers,) in con.execute("SELECT answers FROM ballots WHERE unit = 'b3'"):
@@ -179,7 +192,7 @@ comment_order = [int(b[6:]) for (b,) in con.execute("SELECT body FROM comments O
 ids = [row[0] for row in con.execute("SELECT id FROM ballots")]
 cids = [row[0] for row in con.execute("SELECT id FROM comments")]
 try:
-    con.execute("SELECT rowid FROM ballots").fetchall()
+    con.execute("SELECT rowid FROM ballot_store").fetchall()
     has_rowid = True
 except sqlite3.OperationalError:
     has_rowid = False
@@ -195,7 +208,7 @@ t.eq(sorted(comment_order), list(range(SENT)), "each ballot's comment stored onc
 ctau = kendall_tau(comment_order)
 t.ok(comment_order != list(range(SENT)) and abs(ctau) < 0.45,
      "comments are not stored in the order sent either (tau %.3f)" % ctau, comment_order)
-t.ok(not has_rowid, "ballots has no rowid to read the insertion order from")
+t.ok(not has_rowid, "ballot_store has no rowid to read the insertion order from")
 
 t.ok(all(isinstance(k, bytes) and len(k) == 16 for k in ids + cids), "ballot and comment keys are 16-byte blobs")
 t.eq(len(set(ids)), len(ids), "all %d ballot keys differ" % len(ids))

@@ -428,7 +428,7 @@ static void cast_ballots(const char *round, const char *unit, int n, const char 
 	for (int i = 0; i < n; i++) {
 		unsigned char id[16];
 		randombytes_buf(id, sizeof id);
-		assert_int_equal(db_exec(db, "INSERT INTO ballots(id, round, unit, grp, answers) "
+		assert_int_equal(db_exec(db, "INSERT INTO ballot_store(id, round, unit, grp, answers) "
 			"VALUES (?, ?, ?, '群众', ?)", "bttt", id, sizeof id, round, unit, answers), SQLITE_OK);
 		json_object_foreach(a, q, v)
 			assert_int_equal(db_exec(db, "INSERT INTO counts VALUES (?, ?, '群众', ?, ?, 1) "
@@ -506,7 +506,7 @@ static void test_closed_round_recount(void **state)
 	assert_int_equal(agg_round_close(db, "r1", err, sizeof err), 0);
 	append("test.after", NULL, "{}");
 	expect_intact(3);
-	exec_ok("DELETE FROM ballots WHERE id = (SELECT id FROM ballots WHERE unit = 'b11' LIMIT 1)");
+	exec_ok("DELETE FROM ballot_store WHERE id = (SELECT id FROM ballot_store WHERE unit = 'b11' LIMIT 1)");
 	char *report;
 	int64_t bad = verify(&report);
 	bool says = strstr(report, "entry 2") != NULL;

@@ -1,18 +1,22 @@
 /* checkpoint.c - WAL checkpoints on their own thread, off the writer's path.
  *
- * Ballot keys are random (docs/anonymity.md), so nearly every ballot dirties
- * its own page of the ballots table: 1.3-1.9 WAL frames a ballot. SQLite's
- * default copies the WAL back into the database from inside a commit every
- * 1,000 frames: a random write of each page and an fsync, 10-20 ms during
- * which no batch commits and every waiting rater waits. Here the writer's
+ * Ballot keys are random (docs/anonymity.md), so the pages ballots move
+ * into are spread over the whole store (intake.c). SQLite's default copies
+ * the WAL back into the database from inside a commit every 1,000 frames: a
+ * random write of each page and an fsync, 10-20 ms during which no batch
+ * commits and every waiting rater waits. Here the writer's
  * connection never checkpoints. This thread, on its own connection, does:
  *
  *   under load   once the WAL holds CHECKPOINT_FRAMES, PASSIVE checkpoints
  *                copy it back beside the writer's commits (a page written
  *                by many batches is copied once). They repeat while each
- *                leaves a shorter tail; the last (RESTART) copies the short
- *                tail with the writer held off and rewinds the WAL: a pause
- *                of a few milliseconds instead of a full checkpoint's.
+ *                leaves a shorter tail; then the writer is asked to pause
+ *                after its next commit, and RESTART copies that commit and
+ *                rewinds the WAL: a pause of a few milliseconds instead of
+ *                a full checkpoint's. (Without the pause, RESTART waited for
+ *                a gap between the writer's transactions while hundreds of
+ *                frames piled up, then copied them with the writer held
+ *                off: 20-40 ms.)
  *   when idle    IDLE_MS after the last commit, the same, ending with
  *                TRUNCATE: the WAL file is emptied. It holds pages in commit
  *                order, so it must not keep a quiet day's ballots in the
@@ -26,10 +30,12 @@
 #include "col.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/db.h"
 #include "common/fmt.h"
 #include "common/log.h"
@@ -41,9 +47,10 @@ enum {
 	 * random writes it made, and a commit's fsync of the WAL waits behind
 	 * it on the disk. At 10,000 frames, 4 of ~35 runs of make bench's
 	 * 500-connection load stalled every ballot for seconds; at 6,000, none
-	 * of 8, at about the same rate. */
+	 * of 8, at about the same rate. (That was when every ballot wrote a
+	 * page; since the intake, 6,000 frames hold about a second of a rush.) */
 	CHECKPOINT_FRAMES = 6000,
-	TAIL_FRAMES = 500,          /* short enough to copy with the writer held off */
+	TAIL_FRAMES = 500,          /* short enough to copy while the writer pauses */
 	MAX_PASSES = 6,
 	IDLE_MS = 1000,
 	WAIT_MAX_MS = 20,
@@ -55,15 +62,12 @@ static sqlite3 *db;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static bool due, stopping;
+static pthread_cond_t pause_done = PTHREAD_COND_INITIALIZER;
+static atomic_bool pause_wanted;    /* the writer should wait at its pause point */
+static bool writer_paused;          /* under lock */
 static uint64_t commits;            /* by the writer, under lock */
 static int64_t retry_at;            /* after a checkpoint gave up: not before this */
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Both connections wait for locks in steps of 100 µs rather than SQLite's
  * default sleeps (1, 2, 5, 10 ms ...): a waiting rater should not sleep
@@ -73,8 +77,8 @@ static int busy_wait(void *arg, int tries)
 {
 	static _Thread_local int64_t since;
 	if (tries == 0)
-		since = now_ms();
-	if (now_ms() - since >= (int64_t)(intptr_t)arg)
+		since = clock_ms();
+	if (clock_ms() - since >= (int64_t)(intptr_t)arg)
 		return 0;
 	nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000L }, NULL);
 	return 1;
@@ -104,10 +108,44 @@ static bool checkpoint_call(int mode, int *log, int *done)
 	if (sqlite3_wal_checkpoint_v2(db, NULL, mode, log, done) == SQLITE_OK)
 		return true;
 	if (sqlite3_errcode(db) == SQLITE_BUSY)
-		retry_at = now_ms() + RETRY_MS;
+		retry_at = clock_ms() + RETRY_MS;
 	else
 		log_error("checkpoint: %s", sqlite3_errmsg(db));
 	return false;
+}
+
+void col_checkpoint_pause_point(void)
+{
+	if (!atomic_load_explicit(&pause_wanted, memory_order_relaxed))
+		return;
+	pthread_mutex_lock(&lock);
+	writer_paused = true;
+	pthread_cond_broadcast(&pause_done);
+	while (atomic_load(&pause_wanted))
+		pthread_cond_wait(&pause_done, &lock);
+	writer_paused = false;
+	pthread_mutex_unlock(&lock);
+}
+
+/* Ask the writer to pause at its next pause point, and wait up to
+ * WAIT_MAX_MS for it (an idle writer never gets there: it holds no lock). */
+static void pause_writer(void)
+{
+	atomic_store(&pause_wanted, true);
+	struct timespec until = clock_deadline(WAIT_MAX_MS);
+	pthread_mutex_lock(&lock);
+	int rc = 0;
+	while (!writer_paused && rc == 0)
+		rc = pthread_cond_timedwait(&pause_done, &lock, &until);
+	pthread_mutex_unlock(&lock);
+}
+
+static void resume_writer(void)
+{
+	pthread_mutex_lock(&lock);
+	atomic_store(&pause_wanted, false);
+	pthread_cond_broadcast(&pause_done);
+	pthread_mutex_unlock(&lock);
 }
 
 /* Copy the WAL back; finish with mode (RESTART or TRUNCATE) once the tail
@@ -115,7 +153,7 @@ static bool checkpoint_call(int mode, int *log, int *done)
 static bool checkpoint(int mode)
 {
 	int log = 0, done = 0, tail = -1;
-	if (now_ms() < retry_at)
+	if (clock_ms() < retry_at)
 		return false;
 	for (int pass = 0; pass < MAX_PASSES; pass++) {
 		if (!checkpoint_call(SQLITE_CHECKPOINT_PASSIVE, &log, &done))
@@ -125,7 +163,12 @@ static bool checkpoint(int mode)
 		if (tail <= TAIL_FRAMES || !shrinking)
 			break;
 	}
-	return tail <= TAIL_FRAMES && checkpoint_call(mode, &log, &done);
+	if (tail > TAIL_FRAMES)
+		return false;
+	pause_writer();
+	bool ok = checkpoint_call(mode, &log, &done);
+	resume_writer();
+	return ok;
 }
 
 /* Wait up to IDLE_MS for a checkpoint to be due; *mode is the one to run
@@ -138,11 +181,7 @@ static bool next_checkpoint(uint64_t truncated, int *mode, uint64_t *at)
 {
 	pthread_mutex_lock(&lock);
 	uint64_t seen = commits;
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += IDLE_MS % 1000 * 1000000L;
-	until.tv_sec += IDLE_MS / 1000 + until.tv_nsec / 1000000000L;
-	until.tv_nsec %= 1000000000L;
+	struct timespec until = clock_deadline(IDLE_MS);
 	int rc = 0;
 	while (!due && !stopping && rc == 0)
 		rc = pthread_cond_timedwait(&wake, &lock, &until);

@@ -135,6 +135,9 @@ void intake_close(void);
 /* Take WAL checkpoints off the writer's connection and run them on a
  * thread of their own (its own connection to path). Returns 0 or -1 with err. */
 int col_checkpoints_start(const char *path, sqlite3 *writer, char *err, size_t errsize);
+/* The writer calls this between transactions: it waits there while a
+ * checkpoint needs the WAL to itself. */
+void col_checkpoint_pause_point(void);
 /* Stop the thread; call once the writer has stopped. */
 void col_checkpoints_stop(void);
 

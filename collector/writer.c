@@ -330,6 +330,7 @@ static void *writer_main(void *arg)
 			next = j->next;
 			MHD_resume_connection(j->conn);
 		}
+		col_checkpoint_pause_point();
 	}
 	/* Stopping: leave no ballot in arrival order behind. */
 	while (intake_busy() && tidy_intake())

@@ -89,6 +89,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/fixture.o 
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
+# test_intake drives the collector's intake (collector/intake.c) on its own.
+$(BUILD)/tests/test_intake: $(BUILD)/obj/tests/unit/test_intake.o $(BUILD)/obj/tests/unit/fixture.o \
+		$(BUILD)/obj/collector/intake.o $(LIBAGG) $(LIBQR) $(LIBFORMS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
+
 unit-tests: $(UNIT_TESTS)
 
 deps:

@@ -46,7 +46,7 @@ static sqlite3 *web_db;   /* used by the HTTP thread only */
 static const char *db_path;
 static int tick = 30;
 static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t stop_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t stop_cond;
 static bool stopping;
 
 static enum MHD_Result tally_page(struct MHD_Connection *c)
@@ -204,6 +204,7 @@ int main(int argc, char **argv)
 		fail(err);
 	}
 	pthread_t sched;
+	clock_cond_init(&stop_cond);
 	pthread_create(&sched, NULL, scheduler, NULL);
 	char host[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);

@@ -122,8 +122,9 @@ int intake_open(sqlite3 *writer, char *err, size_t errsize);
 /* Insert a ballot (random key) in the open transaction. */
 bool intake_add(const char *round, const char *unit, const char *grp, const char *answers);
 /* Move up to rows intake ballots on, in the open transaction; idle: do
- * not wait for more to arrive. */
-void intake_step(size_t rows, bool idle);
+ * not wait for more to arrive. False (logged) if that failed; the
+ * transaction is still good. */
+bool intake_step(size_t rows, bool idle);
 /* The open transaction committed (true) or was rolled back. */
 void intake_end(bool committed);
 /* Is there anything in the intake? */

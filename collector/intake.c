@@ -10,12 +10,18 @@
  *
  *   arriving   ballots committed since the last freeze, in arrival order
  *   frozen     once the oldest arriving ballot has waited FREEZE_MS (or the
- *              writer is idle), the arriving ones become the generation:
- *              sorted by key, moved into the store slice by slice, then
- *              deleted from the intake (secure_delete zeroes them)
+ *              writer is idle) and the last generation is in the store, the
+ *              arriving ones become the generation: sorted by key and moved
+ *              into the store, a slice a transaction
+ *   doomed     moved ballots, in arrival order, deleted from the intake
+ *              beside the next generation's moves (secure_delete zeroes
+ *              them)
  *
- * The intake shows the order of arrival, which the store must not, so a
- * ballot stays there seconds at most, like the WAL's pages. The view ballots
+ * Each transaction moves more than a batch brings, so a generation is in the
+ * store before the next is due: under load a ballot leaves the intake within
+ * about 2 x FREEZE_MS, when idle within IDLE_MS (writer.c) and a few
+ * transactions. The intake shows the order of arrival, which the store must
+ * not; the WAL's pages show it for about as long. The view ballots
  * (common/schema.c) shows each ballot once, in the store or in the intake.
  * A crash loses nothing: moved rows are moved again (the store ignores a key
  * it has) and deleted; unmoved rows start the next generation.
@@ -38,53 +44,73 @@
 enum {
 	FREEZE_MS = 3000,          /* the longest a ballot waits before it moves */
 	ARRIVING_MAX = 1 << 18,    /* or the arrivals that freeze a generation */
-	SLICE_MAX = 1 << 14,       /* rows moved by one statement */
+	SLICE_MAX = 1 << 14,       /* rows moved (or deleted) by one statement */
+	SEQ_BITS = 48,
 };
 
 /* A ballot in the intake: the first 16 bits of its key (all the sorting
- * needs) above its seq, in 8 bytes: a rush's intake stays a few MB. */
+ * needs) above its seq, in 8 bytes: a rush's intake stays a few MB. A seq
+ * is a rowid of a table emptied every few seconds: far below 2^48. */
 typedef uint64_t entry;
-enum { SEQ_BITS = 48 };
 
 static entry entry_of(const unsigned char id[16], int64_t seq)
 {
-	return (uint64_t)(id[0] << 8 | id[1]) << SEQ_BITS | (uint64_t)seq;
+	return (uint64_t)(id[0] << 8 | id[1]) << SEQ_BITS | ((uint64_t)seq & (((uint64_t)1 << SEQ_BITS) - 1));
 }
 
 static int64_t seq_of(entry e) { return (int64_t)(e & (((uint64_t)1 << SEQ_BITS) - 1)); }
 static unsigned prefix_of(entry e) { return (unsigned)(e >> SEQ_BITS); }
 
+/* A list of entries; done of them are dealt with for good, doing of them
+ * in the open transaction. */
 typedef struct entries {
 	entry *v;
-	size_t n, cap;
+	size_t n, cap, done, doing;
 } entries;
 
 static sqlite3 *db;
-static sqlite3_stmt *st_add, *st_move, *st_delete, *st_load;
-static buf slice;                 /* the seqs to move, a JSON array */
+static sqlite3_stmt *st_add, *st_move, *st_delete;
+static buf slice;                 /* seqs for one statement, a JSON array */
 
-static entries arriving, batch;   /* batch: added in the open transaction */
+static entries batch;             /* added in the open transaction */
+static entries arriving;          /* committed since the last freeze */
 static int64_t arriving_since;    /* ms: when the oldest arriving one committed */
 static entries frozen;            /* the generation, sorted by key prefix */
-static entries spare;             /* room for sorting */
-static int64_t frozen_last;       /* its highest seq: every intake row up to it is frozen */
-static size_t moved, moving;      /* moved for good; and in the open transaction */
-static int64_t deleted, deleting; /* intake rows deleted up to this seq: likewise */
+static entries frozen_arrival;    /* the same, in arrival order */
+static entries doomed;            /* in the store, to be deleted: arrival order */
+
+static void reserve(entries *e, size_t n)
+{
+	if (e->cap < n) {
+		e->cap = n;
+		e->v = xrealloc(e->v, e->cap * sizeof *e->v);
+	}
+}
 
 static void push(entries *e, entry x)
 {
-	if (e->n == e->cap) {
-		e->cap = e->cap ? 2 * e->cap : 1024;
-		e->v = xrealloc(e->v, e->cap * sizeof *e->v);
-	}
+	if (e->n == e->cap)
+		reserve(e, e->cap ? 2 * e->cap : 1024);
 	e->v[e->n++] = x;
 }
 
-/* Sort e by the first 16 bits of the key, using room: a page of the store
- * covers far more of the key space than 1/65,536 of it, so the order within
- * a prefix does not matter, and one counting pass (O(n)) keeps a freeze of
- * ~100,000 ballots from holding up a batch as qsort did (~25 ms). */
-static void sort_by_prefix(entries *e, entries *room)
+static void clear(entries *e)
+{
+	e->n = e->done = e->doing = 0;
+}
+
+static void release(entries *e)
+{
+	free(e->v);
+	memset(e, 0, sizeof *e);
+}
+
+/* Sort e by the first 16 bits of the key into out: a page of the store
+ * covers far more of the key space than 1/65,536 of it (up to ~2 million
+ * ballots a round), so the order within a prefix hardly matters, and one
+ * counting pass (O(n)) keeps a freeze of ~100,000 ballots from holding up a
+ * batch as qsort did (~25 ms). */
+static void sort_by_prefix(const entries *e, entries *out)
 {
 	static uint32_t start[65536 + 1];
 	memset(start, 0, sizeof start);
@@ -92,17 +118,11 @@ static void sort_by_prefix(entries *e, entries *room)
 		start[prefix_of(e->v[i]) + 1]++;
 	for (size_t p = 1; p <= 65536; p++)
 		start[p] += start[p - 1];
-	if (room->cap < e->n) {
-		room->cap = e->cap;
-		room->v = xrealloc(room->v, room->cap * sizeof *room->v);
-	}
+	clear(out);
+	reserve(out, e->n);
 	for (size_t i = 0; i < e->n; i++)
-		room->v[start[prefix_of(e->v[i])]++] = e->v[i];
-	room->n = e->n;
-	entries t = *e;
-	*e = *room;
-	*room = t;
-	room->n = 0;
+		out->v[start[prefix_of(e->v[i])]++] = e->v[i];
+	out->n = e->n;
 }
 
 int intake_open(sqlite3 *writer, char *err, size_t errsize)
@@ -116,14 +136,16 @@ int intake_open(sqlite3 *writer, char *err, size_t errsize)
 		"SELECT i.id, i.round, i.unit, i.grp, i.answers "
 		"FROM json_each(?) AS s JOIN ballot_intake AS i ON i.seq = s.value ORDER BY s.key "
 		"ON CONFLICT DO NOTHING", NULL);
-	st_delete = db_prepare(db, "DELETE FROM ballot_intake WHERE seq <= ?", NULL);
-	st_load = db_prepare(db, "SELECT id, seq FROM ballot_intake ORDER BY seq", NULL);
+	/* Exactly the rows moved: a row the writer does not know of stays. */
+	st_delete = db_prepare(db, "DELETE FROM ballot_intake WHERE seq IN (SELECT value FROM json_each(?))",
+		NULL);
 	buf_init(&slice, (size_t)SLICE_MAX * 24);   /* a seq is at most 20 digits */
 	/* What a stop left behind arrived long ago: it moves first. */
+	sqlite3_stmt *st = db_prepare(db, "SELECT id, seq FROM ballot_intake ORDER BY seq", NULL);
 	int rc;
-	while ((rc = db_step(st_load)) == SQLITE_ROW)
-		push(&arriving, entry_of(sqlite3_column_blob(st_load, 0), sqlite3_column_int64(st_load, 1)));
-	sqlite3_reset(st_load);
+	while ((rc = db_step(st)) == SQLITE_ROW)
+		push(&arriving, entry_of(sqlite3_column_blob(st, 0), sqlite3_column_int64(st, 1)));
+	db_finalize(st);
 	if (rc != SQLITE_DONE) {
 		fmt_into(err, errsize, "cannot read the ballot intake: %s", sqlite3_errmsg(db));
 		return -1;
@@ -147,77 +169,81 @@ bool intake_add(const char *round, const char *unit, const char *grp, const char
 
 bool intake_busy(void)
 {
-	return arriving.n > 0 || frozen.n > 0;
+	return arriving.n > 0 || frozen.n > 0 || doomed.done < doomed.n;
 }
 
 static void freeze(void)
 {
-	entries t = frozen;
-	frozen = arriving;
+	sort_by_prefix(&arriving, &frozen);
+	entries t = frozen_arrival;
+	frozen_arrival = arriving;
 	arriving = t;
-	arriving.n = 0;
-	/* arriving was in seq order, and the intake holds nothing older */
-	frozen_last = seq_of(frozen.v[frozen.n - 1]);
-	deleted = deleting = seq_of(frozen.v[0]) - 1;
-	sort_by_prefix(&frozen, &spare);
-	moved = moving = 0;
+	clear(&arriving);
 }
 
-/* Move up to rows frozen ballots into the store, or once all are there,
- * delete up to rows of them from the intake. One statement each: should it
- * fail, it leaves nothing behind and the ballots still commit. */
-static bool step(size_t rows)
+/* Run st over the next up to rows seqs of e; e->doing marks how far. */
+static bool run_slice(sqlite3_stmt *st, entries *e, size_t rows)
 {
-	if (rows > SLICE_MAX)
-		rows = SLICE_MAX;
-	if (moved < frozen.n) {
-		/* In one statement, not one a row: each statement in a
-		 * transaction costs a statement journal. */
-		buf_reset(&slice);
-		buf_putc(&slice, '[');
-		for (moving = moved; moving < frozen.n && moving - moved < rows; moving++)
-			buf_fmt(&slice, "%s%lld", moving > moved ? "," : "", (long long)seq_of(frozen.v[moving]));
-		buf_putc(&slice, ']');
-		db_rebind(st_move, "t", buf_str(&slice));
-		return db_step(st_move) == SQLITE_DONE;
-	}
-	/* Seqs run (nearly) without gaps: a range of them is a run of pages,
-	 * and deleting it is cheap next to moving: four times as many. */
-	int64_t upto = deleted + 4 * (int64_t)rows;
-	deleting = upto < frozen_last ? upto : frozen_last;
-	db_rebind(st_delete, "I", deleting);
-	return db_step(st_delete) == SQLITE_DONE;
+	buf_reset(&slice);
+	buf_putc(&slice, '[');
+	for (e->doing = e->done; e->doing < e->n && e->doing - e->done < rows; e->doing++)
+		buf_fmt(&slice, "%s%lld", e->doing > e->done ? "," : "", (long long)seq_of(e->v[e->doing]));
+	buf_putc(&slice, ']');
+	if (slice.overflow)
+		return false;
+	db_rebind(st, "t", buf_str(&slice));
+	return db_step(st) == SQLITE_DONE;
 }
 
-void intake_step(size_t rows, bool idle)
+bool intake_step(size_t rows, bool idle)
 {
 	if (!frozen.n && arriving.n &&
 	    (idle || arriving.n >= ARRIVING_MAX || clock_ms() - arriving_since >= FREEZE_MS))
 		freeze();
-	if (frozen.n && !step(rows)) {
+	if (rows > SLICE_MAX / 4)
+		rows = SLICE_MAX / 4;
+	/* One statement a slice, not one a row: in a transaction, each
+	 * statement costs a statement journal. Should one fail, it leaves
+	 * nothing behind, and the ballots of the transaction still commit.
+	 * Deleting a run of arrivals is cheap next to moving: four times as
+	 * many. */
+	bool ok = true;
+	if (frozen.done < frozen.n)
+		ok = run_slice(st_move, &frozen, rows);
+	if (ok && doomed.done < doomed.n)
+		ok = run_slice(st_delete, &doomed, 4 * rows);
+	if (!ok) {
 		log_error("cannot move ballots out of the intake: %s", sqlite3_errmsg(db));
-		moving = moved;
-		deleting = deleted;
+		frozen.doing = frozen.done;
+		doomed.doing = doomed.done;
 	}
+	return ok;
 }
 
 void intake_end(bool committed)
 {
 	if (!committed) {
-		batch.n = 0;
-		moving = moved;
-		deleting = deleted;
+		clear(&batch);
+		frozen.doing = frozen.done;
+		doomed.doing = doomed.done;
 		return;
 	}
 	if (batch.n && !arriving.n)
 		arriving_since = clock_ms();
 	for (size_t i = 0; i < batch.n; i++)
 		push(&arriving, batch.v[i]);
-	batch.n = 0;
-	moved = moving;
-	deleted = deleting;
-	if (frozen.n && deleted >= frozen_last)
-		frozen.n = 0;   /* the generation is gone */
+	clear(&batch);
+	frozen.done = frozen.doing;
+	doomed.done = doomed.doing;
+	if (doomed.done == doomed.n)
+		clear(&doomed);
+	if (frozen.n && frozen.done == frozen.n) {
+		/* the generation is in the store: off to be deleted */
+		for (size_t i = 0; i < frozen_arrival.n; i++)
+			push(&doomed, frozen_arrival.v[i]);
+		clear(&frozen);
+		clear(&frozen_arrival);
+	}
 }
 
 void intake_close(void)
@@ -225,14 +251,10 @@ void intake_close(void)
 	db_finalize(st_add);
 	db_finalize(st_move);
 	db_finalize(st_delete);
-	db_finalize(st_load);
 	buf_free(&slice);
-	free(arriving.v);
-	free(batch.v);
-	free(frozen.v);
-	free(spare.v);
-	memset(&arriving, 0, sizeof arriving);
-	memset(&batch, 0, sizeof batch);
-	memset(&frozen, 0, sizeof frozen);
-	memset(&spare, 0, sizeof spare);
+	release(&batch);
+	release(&arriving);
+	release(&frozen);
+	release(&frozen_arrival);
+	release(&doomed);
 }

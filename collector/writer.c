@@ -33,7 +33,7 @@ enum {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t wake;
 static col_job *queue_head, *queue_tail;
 static bool stopping, writer_asleep;
 static atomic_bool draining;
@@ -256,6 +256,13 @@ static void commit_batch(col_job *batch)
 		if (j->result != COL_STORED)
 			step_reset(st_rollback_to);
 		step_reset(st_release);
+		/* A full disk or an I/O error makes SQLite roll the whole
+		 * transaction back: the next SAVEPOINT would start a new one, and
+		 * its RELEASE commit the ballots after this one alone. */
+		if (sqlite3_get_autocommit(db)) {
+			j->result = COL_FAILED;
+			rc = SQLITE_ABORT;
+		}
 	}
 	if (rc == SQLITE_OK && !tally_write(&bt))
 		rc = SQLITE_ERROR;
@@ -281,14 +288,14 @@ static bool tidy_intake(void)
 {
 	if (db_begin(db) != SQLITE_OK)
 		return false;
-	intake_step(IDLE_SLICE, true);
+	bool moved = intake_step(IDLE_SLICE, true);
 	bool ok = db_commit(db) == SQLITE_OK;
 	if (!ok) {
 		log_error("cannot move ballots out of the intake: %s", sqlite3_errmsg(db));
 		db_rollback(db);
 	}
 	intake_end(ok);
-	return ok;
+	return ok && moved;
 }
 
 /* Wait for the next batch. Once no ballot has come for IDLE_MS, the
@@ -298,17 +305,18 @@ static col_job *next_batch(void)
 	bool quiet = false;
 	pthread_mutex_lock(&lock);
 	while (!queue_head && !stopping) {
+		if (quiet && intake_busy()) {
+			pthread_mutex_unlock(&lock);
+			quiet = tidy_intake();   /* false: wait IDLE_MS before trying again */
+			pthread_mutex_lock(&lock);
+			continue;
+		}
 		writer_asleep = true;
-		if (!intake_busy()) {
-			pthread_cond_wait(&wake, &lock);
-		} else if (!quiet) {
+		if (intake_busy()) {
 			struct timespec until = clock_deadline(IDLE_MS);
 			quiet = pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT;
 		} else {
-			writer_asleep = false;
-			pthread_mutex_unlock(&lock);
-			quiet = tidy_intake();
-			pthread_mutex_lock(&lock);
+			pthread_cond_wait(&wake, &lock);
 		}
 		writer_asleep = false;
 	}
@@ -340,6 +348,7 @@ static void *writer_main(void *arg)
 
 int col_writer_start(const char *path, char *err, size_t errsize)
 {
+	clock_cond_init(&wake);
 	db = schema_open(path, DB_READWRITE, err, errsize);
 	if (!db)
 		return -1;

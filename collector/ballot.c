@@ -183,6 +183,7 @@ static void find_unit_in_db(const char *token, col_target *t)
 		str_copy(t->round_title[FORM_EN], sizeof t->round_title[1], db_col_text(st, 6));
 		t->closes_at = sqlite3_column_int64(st, 7);
 		t->code_round = strcmp(db_col_text(st, 8), "code") == 0;
+		col_cookie_value(t);
 	}
 	sqlite3_reset(st);
 	if (t->has_round && strcmp(t->state, "open") == 0)

@@ -47,6 +47,7 @@ typedef struct col_target {
 	bool code_round;            /* the round takes only ballots with codes */
 	char round_title[2][512];
 	int64_t closes_at;
+	char vote_cookie[32];       /* its vote cookie's value, made with the lookup */
 	const form *form;           /* owned by the form cache; NULL unless open */
 	bool by_code;               /* code flow: the fields below are set */
 	char code[CODE_LEN + 1];
@@ -214,7 +215,10 @@ void col_token_spend(const char *key);
 void col_token_unspend(const char *key);
 
 /* The vote cookie of an open round: set after a stored ballot, checked
- * before taking another from the same browser. */
+ * before taking another from the same browser. Its value is a MAC of the
+ * round and the unit, the same for every browser: it is made once, when the
+ * unit is looked up, into t->vote_cookie. */
+void col_cookie_value(col_target *t);
 bool col_cookie_voted(struct MHD_Connection *c, const col_target *t);
 /* A Set-Cookie value for t; out[size]. */
 void col_cookie_make(const col_target *t, char *out, size_t size);

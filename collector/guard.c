@@ -286,34 +286,30 @@ void col_token_unspend(const char *key)
 
 /* ---- vote cookies ---- */
 
-static void cookie_value(const col_target *t, char *out, size_t size)
+void col_cookie_value(col_target *t)
 {
 	unsigned char mac[crypto_auth_hmacsha256_BYTES];
 	crypto_auth_hmacsha256_state st = cookie_mac0;
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)t->round, strlen(t->round) + 1);
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)t->unit, strlen(t->unit));
 	crypto_auth_hmacsha256_final(&st, mac);
-	sodium_bin2base64(out, size, mac, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_bin2base64(t->vote_cookie, sizeof t->vote_cookie, mac, 16, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
 }
 
 bool col_cookie_voted(struct MHD_Connection *c, const col_target *t)
 {
-	char name[16], want[32];
+	char name[16];
 	fmt_into(name, sizeof name, "pv_%s", t->token);
 	const char *got = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, name);
-	if (!got)
-		return false;
-	cookie_value(t, want, sizeof want);
-	return strlen(got) == strlen(want) && sodium_memcmp(got, want, strlen(want)) == 0;
+	const char *want = t->vote_cookie;
+	return got && want[0] && strlen(got) == strlen(want) && sodium_memcmp(got, want, strlen(want)) == 0;
 }
 
 void col_cookie_make(const col_target *t, char *out, size_t size)
 {
-	char value[32];
-	cookie_value(t, value, sizeof value);
 	int64_t age = t->closes_at ? t->closes_at - (int64_t)time(NULL) : 180 * 86400;
 	if (age < 3600)
 		age = 3600;
-	fmt_into(out, size, "pv_%s=%s; Path=/u/%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s", t->token, value,
+	fmt_into(out, size, "pv_%s=%s; Path=/u/%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s", t->token, t->vote_cookie,
 		t->token, (long long)age, secure_cookies ? "; Secure" : "");
 }

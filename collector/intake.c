@@ -181,13 +181,29 @@ static void freeze(void)
 	clear(&arriving);
 }
 
+/* Append seq in decimal: this runs for every ballot moved, and again when
+ * it is deleted. */
+static void put_seq(buf *b, int64_t seq)
+{
+	char digits[24];
+	size_t i = sizeof digits;
+	uint64_t v = (uint64_t)seq;
+	do
+		digits[--i] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	buf_append(b, digits + i, sizeof digits - i);
+}
+
 /* Run st over the next up to rows seqs of e; e->doing marks how far. */
 static bool run_slice(sqlite3_stmt *st, entries *e, size_t rows)
 {
 	buf_reset(&slice);
 	buf_putc(&slice, '[');
-	for (e->doing = e->done; e->doing < e->n && e->doing - e->done < rows; e->doing++)
-		buf_fmt(&slice, "%s%lld", e->doing > e->done ? "," : "", (long long)seq_of(e->v[e->doing]));
+	for (e->doing = e->done; e->doing < e->n && e->doing - e->done < rows; e->doing++) {
+		if (e->doing > e->done)
+			buf_putc(&slice, ',');
+		put_seq(&slice, seq_of(e->v[e->doing]));
+	}
 	buf_putc(&slice, ']');
 	if (slice.overflow)
 		return false;

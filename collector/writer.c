@@ -50,6 +50,11 @@ static sqlite3_stmt *st_savepoint, *st_release, *st_rollback_to;
  * Keys are "round\x1funit\x1fgroup\x1fquestion\x1flevel" (question and level
  * empty for the ballot count). Open addressing; the table is sized for the
  * batch. */
+/* A key is at most a job's round, unit, group, question and level, each
+ * with a separator or the NUL in place of its own NUL. */
+#define JOB_FIELD(f) sizeof(((col_job *)0)->f)
+enum { COUNTER_KEY_MAX = JOB_FIELD(round) + JOB_FIELD(unit) + JOB_FIELD(grp) + 2 * FORM_NAME_MAX };
+
 typedef struct tally_entry {
 	char *key;
 	int64_t n;
@@ -68,8 +73,18 @@ static uint64_t hash_key(const char *s)
 	return h;
 }
 
-static void tally_add(batch_tally *bt, char *key)
+/* Count one for the key made of parts (joined by \x1f): the key is copied
+ * only the first time a batch sees it. */
+static void tally_add(batch_tally *bt, const char *const parts[5])
 {
+	char key[COUNTER_KEY_MAX];
+	size_t len = 0;
+	for (int i = 0; i < 5; i++) {
+		size_t n = strlen(parts[i]);
+		memcpy(key + len, parts[i], n);
+		len += n;
+		key[len++] = i < 4 ? '\x1f' : '\0';
+	}
 	if (2 * (bt->used + 1) > bt->cap) {
 		batch_tally bigger = { xcalloc(bt->cap ? 2 * bt->cap : 256, sizeof *bigger.slots),
 			bt->cap ? 2 * bt->cap : 256, 0 };
@@ -87,10 +102,8 @@ static void tally_add(batch_tally *bt, char *key)
 	size_t j = hash_key(key) & (bt->cap - 1);
 	while (bt->slots[j].key && strcmp(bt->slots[j].key, key) != 0)
 		j = (j + 1) & (bt->cap - 1);
-	if (bt->slots[j].key) {
-		free(key);
-	} else {
-		bt->slots[j].key = key;
+	if (!bt->slots[j].key) {
+		bt->slots[j].key = xstrdup(key);
 		bt->used++;
 	}
 	bt->slots[j].n++;
@@ -226,9 +239,8 @@ static enum col_result store(col_job *job, round_states *rs, batch_tally *bt)
 	if (!intake_add(job->round, job->unit, job->grp, job->answers_json))
 		return COL_FAILED;
 	for (size_t i = 0; i < job->n_answers; i++)
-		tally_add(bt, fmt_alloc("%s\x1f%s\x1f%s\x1f%s\x1f%s", job->round, job->unit, job->grp,
-			job->question[i], job->level[i]));
-	tally_add(bt, fmt_alloc("%s\x1f%s\x1f%s\x1f\x1f", job->round, job->unit, job->grp));
+		tally_add(bt, (const char *const[]){ job->round, job->unit, job->grp, job->question[i], job->level[i] });
+	tally_add(bt, (const char *const[]){ job->round, job->unit, job->grp, "", "" });
 	return COL_STORED;
 }
 

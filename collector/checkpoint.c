@@ -9,17 +9,16 @@
  *
  *   under load   once the WAL holds CHECKPOINT_FRAMES, PASSIVE checkpoints
  *                copy it back beside the writer's commits (a page written
- *                by many batches is copied once). They repeat while each
- *                leaves a shorter tail; then the writer is asked to pause
- *                after its next commit, and RESTART copies that commit and
- *                rewinds the WAL: a pause of a few milliseconds instead of
- *                a full checkpoint's. (Without the pause, RESTART waited for
- *                a gap between the writer's transactions while hundreds of
- *                frames piled up, then copied them with the writer held
- *                off: 20-40 ms.) Before the pause, this thread fsyncs what
- *                the passes wrote to the database file: left to RESTART,
- *                that fsync of thousands of random pages held the writer
- *                25-30 ms.
+ *                by many batches is copied once), each pass ending with an
+ *                fsync of what it wrote. They repeat while each copies less
+ *                than the one before; then the writer is asked to pause
+ *                after its next commit, and RESTART copies that commit,
+ *                syncs it and rewinds the WAL: a pause of a few ms instead
+ *                of a full checkpoint's. (Without the pause, RESTART waited
+ *                for a gap between the writer's transactions while hundreds
+ *                of frames piled up, then copied them with the writer held
+ *                off: 20-40 ms. Without the passes' own fsyncs, RESTART's
+ *                flushed their thousands of random writes: 25-30 ms.)
  *   when idle    IDLE_MS after the last commit, the same, ending with
  *                TRUNCATE: the WAL file is emptied. It holds pages in commit
  *                order, so it must not keep a quiet day's ballots in the
@@ -53,7 +52,7 @@ enum {
 	 * of 8, at about the same rate. (That was when every ballot wrote a
 	 * page; since the intake, 6,000 frames hold about a second of a rush.) */
 	CHECKPOINT_FRAMES = 6000,
-	TAIL_FRAMES = 500,          /* short enough to copy while the writer pauses */
+	TAIL_FRAMES = 500,          /* a pass that copies no more is the last before the pause */
 	MAX_PASSES = 6,
 	IDLE_MS = 1000,
 	WAIT_MAX_MS = 20,
@@ -168,20 +167,23 @@ static void sync_database(void)
  * is short. True when it finished. */
 static bool checkpoint(int mode)
 {
-	int log = 0, done = 0, tail = -1;
+	int log = 0, done = 0, copied = -1;
 	if (clock_ms() < retry_at)
 		return false;
+	/* A pass copies what came while the one before copied and synced:
+	 * once that is little, so is what comes during the pause. */
 	for (int pass = 0; pass < MAX_PASSES; pass++) {
+		int before = done;
 		if (!checkpoint_call(SQLITE_CHECKPOINT_PASSIVE, &log, &done))
 			return false;
-		bool shrinking = tail < 0 || log - done < tail;
-		tail = log - done;
-		if (tail <= TAIL_FRAMES || !shrinking)
+		sync_database();
+		bool shrinking = copied < 0 || done - before < copied;
+		copied = done - before;
+		if (copied <= TAIL_FRAMES || !shrinking)
 			break;
 	}
-	if (tail > TAIL_FRAMES)
+	if (copied > TAIL_FRAMES)
 		return false;
-	sync_database();
 	/* Idle (TRUNCATE), the writer commits nothing and never gets to a pause
 	 * point: no need to ask. */
 	if (mode == SQLITE_CHECKPOINT_TRUNCATE)

@@ -130,6 +130,8 @@ bool intake_step(size_t rows, bool idle);
 void intake_end(bool committed);
 /* Is there anything in the intake? */
 bool intake_busy(void);
+/* Is a slice due to move or be deleted now (under load: not idle)? */
+bool intake_due(void);
 void intake_close(void);
 
 /* ---- checkpoint.c ---- */

@@ -5,8 +5,8 @@
  * written to the WAL, and again into the database at checkpoint. Instead,
  * the writer appends ballots to ballot_intake, a rowid table that a batch
  * fills a few pages at a time, and the intake moves on into ballot_store in
- * key order, a slice in each transaction the writer commits anyway: rows
- * taken in key order fill the store's pages one after another.
+ * key order, a slice in a transaction after each batch: rows taken in key
+ * order fill the store's pages one after another.
  *
  *   arriving   ballots committed since the last freeze, in arrival order
  *   frozen     once the oldest arriving ballot has waited FREEZE_MS (or the
@@ -17,7 +17,7 @@
  *              beside the next generation's moves (secure_delete zeroes
  *              them)
  *
- * Each transaction moves more than a batch brings, so a generation is in the
+ * Each slice moves more than a batch brings, so a generation is in the
  * store before the next is due: under load a ballot leaves the intake within
  * about 2 x FREEZE_MS, when idle within IDLE_MS (writer.c) and a few
  * transactions. The intake shows the order of arrival, which the store must
@@ -211,16 +211,27 @@ static bool run_slice(sqlite3_stmt *st, entries *e, size_t rows)
 	return db_step(st) == SQLITE_DONE;
 }
 
+/* Should the arriving ballots become the generation now? */
+static bool freeze_due(bool idle)
+{
+	return !frozen.n && arriving.n &&
+		(idle || arriving.n >= ARRIVING_MAX || clock_ms() - arriving_since >= FREEZE_MS);
+}
+
+bool intake_due(void)
+{
+	return frozen.done < frozen.n || doomed.done < doomed.n || freeze_due(false);
+}
+
 bool intake_step(size_t rows, bool idle)
 {
-	if (!frozen.n && arriving.n &&
-	    (idle || arriving.n >= ARRIVING_MAX || clock_ms() - arriving_since >= FREEZE_MS))
+	if (freeze_due(idle))
 		freeze();
 	if (rows > SLICE_MAX / 4)
 		rows = SLICE_MAX / 4;
 	/* One statement a slice, not one a row: in a transaction, each
 	 * statement costs a statement journal. Should one fail, it leaves
-	 * nothing behind, and the ballots of the transaction still commit.
+	 * nothing behind, and the rest of the transaction still commits.
 	 * Deleting a run of arrivals is cheap next to moving: four times as
 	 * many. */
 	bool ok = true;

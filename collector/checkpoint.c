@@ -190,6 +190,14 @@ static bool checkpoint(int mode)
 		return checkpoint_call(mode, &log, &done);
 	pause_writer();
 	bool ok = checkpoint_call(mode, &log, &done);
+	if (ok) {
+		/* The commits made during the passes asked for this checkpoint
+		 * again: without this, a second one (and a second pause) followed
+		 * at once, with nothing to copy. */
+		pthread_mutex_lock(&lock);
+		due = false;
+		pthread_mutex_unlock(&lock);
+	}
 	resume_writer();
 	return ok;
 }

@@ -26,9 +26,11 @@
  *
  * RESTART and TRUNCATE hold the writer off while they wait for readers to
  * leave the WAL. A long reader (a recount, an export, a backup) would make
- * that wait long, so they give up after WAIT_MAX_MS, and are not tried
- * again for RETRY_MS: the ballots keep flowing and the WAL grows meanwhile,
- * as it would under SQLite's own checkpoints, until the reader is done. */
+ * that wait long, so they are not started while the passes leave frames
+ * behind (the reader holds them), give up after WAIT_MAX_MS, and are not
+ * tried again for RETRY_MS: the ballots keep flowing and the WAL grows
+ * meanwhile, as it would under SQLite's own checkpoints, until the reader
+ * is done. */
 #include "col.h"
 
 #include <pthread.h>
@@ -170,8 +172,9 @@ static bool checkpoint(int mode)
 	int log = 0, done = 0, copied = -1;
 	if (clock_ms() < retry_at)
 		return false;
-	/* A pass copies what came while the one before copied and synced:
-	 * once that is little, so is what comes during the pause. */
+	/* A pass copies what came while the one before copied and synced;
+	 * once that is little, the pause will be short too, unless a pass
+	 * leaves much behind. */
 	for (int pass = 0; pass < MAX_PASSES; pass++) {
 		int before = done;
 		if (!checkpoint_call(SQLITE_CHECKPOINT_PASSIVE, &log, &done))
@@ -182,7 +185,12 @@ static bool checkpoint(int mode)
 		if (copied <= TAIL_FRAMES || !shrinking)
 			break;
 	}
-	if (copied > TAIL_FRAMES)
+	/* Frames left behind by a pass that copied little: a reader (an
+	 * export, a backup) holds them, and RESTART would wait WAIT_MAX_MS for
+	 * it with the writer held, then give up, or copy them all if it left. */
+	if (log - done > TAIL_FRAMES)
+		retry_at = clock_ms() + RETRY_MS;
+	if (copied > TAIL_FRAMES || log - done > TAIL_FRAMES)
 		return false;
 	/* Idle (TRUNCATE), the writer commits nothing and never gets to a pause
 	 * point: no need to ask. */

@@ -128,6 +128,18 @@ r = post(col, U1, col.form_token(U1), {"Cookie": "pv_%s=%s" % (TOK["b1"], forge(
 t.ok(r.status == 303 and ballots() == before + 1, "POST with a forged cookie: stored as usual (303)",
      "status %d" % r.status)
 
+# A campus portal's cookies for the whole domain (SSO, analytics) come with
+# every request: ~6 KB of them must not stop a ballot with a long comment.
+PORTAL = "; ".join("portal_%02d=%s" % (i, "v" * 140) for i in range(40))
+r = col.get(U1, headers={"Cookie": PORTAL})
+t.eq(r.status, 200, "GET with %d bytes of other cookies: 200" % len(PORTAL))
+before = ballots()
+long_comment = "意见" * 250
+r = col.request("POST", U1, body=body(ft=col.form_token(U1), comment=long_comment),
+                headers=dict(FORM_CT, Cookie=PORTAL))
+t.ok(r.status == 303 and ballots() == before + 1,
+     "... and a ballot with a 500-character comment behind them: stored (303)", "status %d" % r.status)
+
 a = cookie_of(col.post(U2, [(q, "b") for q in QUESTIONS]))
 b = cookie_of(col.post(U2, [(q, "d") for q in QUESTIONS], headers={"User-Agent": "another phone"}))
 t.ok(a and b and a[:2] == b[:2], "two devices voting for the same unit get the same cookie value (it names nobody)",

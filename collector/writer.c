@@ -1,9 +1,10 @@
 /* writer.c - the one writer thread: ballots committed in batches.
  *
  * Handlers queue ballots and suspend their connections. The writer takes
- * everything queued, commits it in one synchronous=FULL transaction (each
- * ballot under its own savepoint; the batch's counters summed in memory and
- * written once each), and only then resumes the connections, which answer.
+ * everything queued, commits it in one synchronous=FULL transaction (a
+ * ballot that writes more than one row under its own savepoint; the batch's
+ * counters summed in memory and written once each), and only then resumes
+ * the connections, which answer.
  * While one batch waits for fsync the next one queues up, so durability and
  * throughput do not fight (group commit; DESIGN.md §5 has the
  * measurements). A ballot goes into the intake (intake.c), which moves on a

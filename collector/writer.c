@@ -46,6 +46,8 @@ static sqlite3 *db;
 /* Statements prepared once and re-bound for every ballot. */
 static sqlite3_stmt *st_state, *st_spend, *st_count, *st_ballots, *st_comment;
 static sqlite3_stmt *st_savepoint, *st_release, *st_rollback_to;
+static sqlite3_stmt *st_sync_normal, *st_sync_full;
+static bool durable = true;        /* commits are synchronous=FULL */
 
 /* A batch's counters, summed in memory and written once per batch: a
  * counter row is updated once however many of the batch's ballots touch it.
@@ -252,10 +254,25 @@ static void step_reset(sqlite3_stmt *st)
 	sqlite3_reset(st);
 }
 
+/* Switch the connection's commits between synchronous=FULL (durable: an
+ * fsync each) and NORMAL. False (logged) if the switch failed. */
+static bool set_durable(bool on)
+{
+	sqlite3_stmt *st = on ? st_sync_full : st_sync_normal;
+	bool ok = db_step(st) == SQLITE_DONE;
+	sqlite3_reset(st);
+	if (ok)
+		durable = on;
+	else
+		log_error("cannot set synchronous=%s: %s", on ? "FULL" : "NORMAL", sqlite3_errmsg(db));
+	return ok;
+}
+
 /* Commit the batch; returns how many ballots it held. */
 static size_t commit_batch(col_job *batch)
 {
-	int rc = db_begin(db);
+	/* A ballot is answered only once it is on disk. */
+	int rc = durable || set_durable(true) ? db_begin(db) : SQLITE_ERROR;
 	round_states rs = { .n = 0 };
 	batch_tally bt = { 0 };
 	size_t n = 0;
@@ -300,18 +317,28 @@ static size_t commit_batch(col_job *batch)
 }
 
 /* Move a slice of the intake on, in a transaction of its own. False if
- * that failed. */
+ * that failed.
+ *
+ * It commits without an fsync (synchronous=NORMAL): should a crash lose it,
+ * its rows are still in the intake and move again (the store ignores a key
+ * it has), and a WAL loses only its last transactions, never one before a
+ * kept one, so no delete outlives the move it follows. The next batch's
+ * fsync makes it durable. */
 static bool move_intake(size_t rows, bool idle)
 {
-	if (db_begin(db) != SQLITE_OK)
+	if (!set_durable(false))
 		return false;
-	bool moved = intake_step(rows, idle);
-	bool ok = db_commit(db) == SQLITE_OK;
-	if (!ok) {
-		log_error("cannot move ballots out of the intake: %s", sqlite3_errmsg(db));
-		db_rollback(db);
+	bool ok = false, moved = false;
+	if (db_begin(db) == SQLITE_OK) {
+		moved = intake_step(rows, idle);
+		ok = db_commit(db) == SQLITE_OK;
+		if (!ok) {
+			log_error("cannot move ballots out of the intake: %s", sqlite3_errmsg(db));
+			db_rollback(db);
+		}
+		intake_end(ok);
 	}
-	intake_end(ok);
+	set_durable(true);   /* if this fails, the next batch tries again first */
 	return ok && moved;
 }
 
@@ -395,6 +422,8 @@ int col_writer_start(const char *path, char *err, size_t errsize)
 	st_savepoint = db_prepare(db, "SAVEPOINT ballot", NULL);
 	st_release = db_prepare(db, "RELEASE ballot", NULL);
 	st_rollback_to = db_prepare(db, "ROLLBACK TO ballot", NULL);
+	st_sync_normal = db_prepare(db, "PRAGMA synchronous=NORMAL", NULL);
+	st_sync_full = db_prepare(db, "PRAGMA synchronous=FULL", NULL);
 	st_comment = db_prepare(db, "INSERT INTO comments(id, round, unit, body, complaint) "
 		"VALUES (?, ?, ?, ?, ?)", NULL);
 	if (pthread_create(&thread, NULL, writer_main, NULL) != 0) {
@@ -421,5 +450,7 @@ void col_writer_stop(void)
 	db_finalize(st_savepoint);
 	db_finalize(st_release);
 	db_finalize(st_rollback_to);
+	db_finalize(st_sync_normal);
+	db_finalize(st_sync_full);
 	db_close(db);
 }

@@ -201,27 +201,37 @@ typedef struct round_states {
 	int n;
 } round_states;
 
-static bool round_open(round_states *rs, const char *round)
+/* The round's state as the batch sees it; ROUND_UNKNOWN (not remembered)
+ * when the database could not say. */
+enum round_state { ROUND_OPEN, ROUND_SHUT, ROUND_UNKNOWN };
+
+static enum round_state round_state(round_states *rs, const char *round)
 {
 	for (int i = 0; i < rs->n; i++)
 		if (strcmp(rs->round[i], round) == 0)
-			return rs->open[i];
+			return rs->open[i] ? ROUND_OPEN : ROUND_SHUT;
 	db_rebind(st_state, "t", round);
-	bool open = db_step(st_state) == SQLITE_ROW && strcmp(db_col_text(st_state, 0), "open") == 0;
+	int rc = db_step(st_state);
+	bool open = rc == SQLITE_ROW && strcmp(db_col_text(st_state, 0), "open") == 0;
 	sqlite3_reset(st_state);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return ROUND_UNKNOWN;
 	if (rs->n < 8) {
 		str_copy(rs->round[rs->n], sizeof rs->round[0], round);
 		rs->open[rs->n++] = open;
 	}
-	return open;
+	return open ? ROUND_OPEN : ROUND_SHUT;
 }
 
 /* Store one ballot; the caller holds the transaction and writes the
  * counters it adds to bt once the batch is done. */
 static enum col_result store(col_job *job, round_states *rs, batch_tally *bt)
 {
-	if (!round_open(rs, job->round))
-		return COL_ROUND_CLOSED;
+	switch (round_state(rs, job->round)) {
+	case ROUND_OPEN: break;
+	case ROUND_SHUT: return COL_ROUND_CLOSED;
+	case ROUND_UNKNOWN: return COL_FAILED;
+	}
 	if (job->by_code) {
 		/* The primary key makes a code rate a unit once, however many
 		 * requests race: the second insert changes nothing. */

@@ -4,13 +4,12 @@
  * everything queued, commits it in one synchronous=FULL transaction (a
  * ballot that writes more than one row under its own savepoint; the batch's
  * counters summed in memory and written once each), and only then resumes
- * the connections, which answer.
- * While one batch waits for fsync the next one queues up, so durability and
- * throughput do not fight (group commit; DESIGN.md §5 has the
- * measurements). A ballot goes into the intake (intake.c), which moves on a
- * slice in a transaction of its own after each batch is answered, and when
- * no ballot comes. Copying the WAL back into the database is checkpoint.c's
- * job, not this thread's. */
+ * the connections, which answer. While one batch waits for fsync the next
+ * one queues up, so durability and throughput do not fight (group commit;
+ * DESIGN.md §5 has the measurements). A ballot goes into the intake
+ * (intake.c), which moves on a slice in a transaction of its own after each
+ * batch is answered, and when no ballot comes. Copying the WAL back into
+ * the database is checkpoint.c's job, not this thread's. */
 #include "col.h"
 
 #include <errno.h>
@@ -53,9 +52,8 @@ static bool durable = true;        /* commits are synchronous=FULL */
  * counter row is updated once however many of the batch's ballots touch it.
  * Keys are "round\x1funit\x1fgroup\x1fquestion\x1flevel" (question and level
  * empty for the ballot count). Open addressing; the table is sized for the
- * batch. */
-/* A key is at most a job's round, unit, group, question and level, each
- * with a separator or the NUL in place of its own NUL. */
+ * batch. A key is at most a job's round, unit, group, question and level,
+ * each with a separator or the NUL in place of its own NUL. */
 #define JOB_FIELD(f) sizeof(((col_job *)0)->f)
 enum { COUNTER_KEY_MAX = JOB_FIELD(round) + JOB_FIELD(unit) + JOB_FIELD(grp) + 2 * FORM_NAME_MAX };
 
@@ -264,6 +262,22 @@ static void step_reset(sqlite3_stmt *st)
 	sqlite3_reset(st);
 }
 
+/* Store one ballot so that, should it fail, it leaves nothing behind: its
+ * rows are rolled back, and its counters were never added. A poster ballot
+ * with no comment writes one row, in one statement, which SQLite undoes by
+ * itself: it needs no savepoint (two statements a ballot fewer). */
+static enum col_result store_whole(col_job *job, round_states *rs, batch_tally *bt)
+{
+	if (!job->by_code && !job->comment)
+		return store(job, rs, bt);
+	step_reset(st_savepoint);
+	enum col_result r = store(job, rs, bt);
+	if (r != COL_STORED)
+		step_reset(st_rollback_to);
+	step_reset(st_release);
+	return r;
+}
+
 /* Switch the connection's commits between synchronous=FULL (durable: an
  * fsync each) and NORMAL. False (logged) if the switch failed. */
 static bool set_durable(bool on)
@@ -291,21 +305,10 @@ static size_t commit_batch(col_job *batch)
 			j->result = COL_FAILED;
 			continue;
 		}
-		/* A ballot that fails leaves nothing behind: its rows are rolled
-		 * back, and its counters were never added. A poster ballot with no
-		 * comment writes one row, in one statement, which SQLite undoes by
-		 * itself: it needs no savepoint (two statements a ballot fewer). */
-		bool one_write = !j->by_code && !j->comment;
-		if (!one_write)
-			step_reset(st_savepoint);
-		j->result = store(j, &rs, &bt);
-		if (!one_write && j->result != COL_STORED)
-			step_reset(st_rollback_to);
-		if (!one_write)
-			step_reset(st_release);
+		j->result = store_whole(j, &rs, &bt);
 		/* A full disk or an I/O error makes SQLite roll the whole
-		 * transaction back: the next SAVEPOINT would start a new one, and
-		 * its RELEASE commit the ballots after this one alone. */
+		 * transaction back: the ballots after this one would each commit
+		 * alone (a lone insert, or a SAVEPOINT's RELEASE). */
 		if (sqlite3_get_autocommit(db)) {
 			j->result = COL_FAILED;
 			rc = SQLITE_ABORT;

@@ -60,9 +60,9 @@ static struct {
 } spent[NONCES];
 static unsigned char addr_key[crypto_shorthash_KEYBYTES];
 /* MAC states with their keys already loaded. A form token is made for every
- * form shown and checked for every ballot: keyed BLAKE2b, two compressions
- * of libsodium's vectorised code, costs about a third of HMAC-SHA256's two
- * in portable C. The vote cookie, made once per unit lookup, keeps HMAC. */
+ * form shown and checked for every ballot: keyed BLAKE2b (libsodium's code
+ * is vectorised) takes about a quarter of the instructions of HMAC-SHA256
+ * (portable C). The vote cookie, made once per unit lookup, keeps HMAC. */
 static crypto_generichash_state token_mac0;
 static crypto_auth_hmacsha256_state cookie_mac0;
 static bool trust_proxy, secure_cookies;

@@ -13,29 +13,8 @@
 static const char csp[] = "default-src 'none'; style-src 'self'; img-src 'self'; "
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
-	const char *content_type, enum http_cache cache, const char *const *headers);
-
-enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char *content_type,
-	const char *body, size_t len, enum http_cache cache, const char *const *headers)
-{
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-	return r ? queue(c, status, r, content_type, cache, headers) : MHD_NO;
-}
-
-enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned status, const char *content_type,
-	char *body, size_t len, enum http_cache cache, const char *const *headers)
-{
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	if (!r) {
-		free(body);
-		return MHD_NO;
-	}
-	return queue(c, status, r, content_type, cache, headers);
-}
-
-static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
-	const char *content_type, enum http_cache cache, const char *const *headers)
+static void add_headers(struct MHD_Response *r, const char *content_type, enum http_cache cache,
+	const char *const *headers)
 {
 	MHD_add_response_header(r, "Content-Type", content_type);
 	MHD_add_response_header(r, "Content-Security-Policy", csp);
@@ -46,9 +25,42 @@ static enum MHD_Result queue(struct MHD_Connection *c, unsigned status, struct M
 		cache == HTTP_NO_STORE ? "no-store" : "public, max-age=86400");
 	for (; headers && headers[0]; headers += 2)
 		MHD_add_response_header(r, headers[0], headers[1]);
+}
+
+enum MHD_Result http_queue_once(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
+{
+	if (!r)
+		return MHD_NO;
 	enum MHD_Result ok = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ok;
+}
+
+struct MHD_Response *http_response(const char *content_type, const char *body, size_t len,
+	enum http_cache cache, const char *const *headers)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (r)
+		add_headers(r, content_type, cache, headers);
+	return r;
+}
+
+enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char *content_type,
+	const char *body, size_t len, enum http_cache cache, const char *const *headers)
+{
+	return http_queue_once(c, status, http_response(content_type, body, len, cache, headers));
+}
+
+enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned status, const char *content_type,
+	char *body, size_t len, enum http_cache cache, const char *const *headers)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	add_headers(r, content_type, cache, headers);
+	return http_queue_once(c, status, r);
 }
 
 /* The q-value of one Accept-Language item ("en-US;q=0.8" -> 0.8). */

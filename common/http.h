@@ -27,6 +27,15 @@ enum MHD_Result http_send(struct MHD_Connection *c, unsigned status, const char 
 enum MHD_Result http_send_owned(struct MHD_Connection *c, unsigned status, const char *content_type,
 	char *body, size_t len, enum http_cache cache, const char *const *headers);
 
+/* The same response, built but not queued, for a caller that queues it
+ * many times (MHD_queue_response each time; MHD_destroy_response when done
+ * with it: libmicrohttpd counts its users). NULL if out of memory. */
+struct MHD_Response *http_response(const char *content_type, const char *body, size_t len,
+	enum http_cache cache, const char *const *headers);
+/* Queue r and let go of it (libmicrohttpd holds it until it is sent).
+ * r NULL (out of memory): MHD_NO. */
+enum MHD_Result http_queue_once(struct MHD_Connection *c, unsigned status, struct MHD_Response *r);
+
 /* True when the request asks for English: ?lang=en, or else an
  * Accept-Language whose preferred Chinese-or-English tag is English.
  * Chinese is the default. */

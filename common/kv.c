@@ -76,7 +76,10 @@ enum kv_error kv_parse(const char *s, size_t len, size_t max_pairs, kv_list *out
 			free(value);
 			return KV_DUPLICATE;
 		}
-		out->items = xrealloc(out->items, (out->n + 1) * sizeof *out->items);
+		if (out->n == out->cap) {
+			out->cap = out->cap ? 2 * out->cap : 16;
+			out->items = xrealloc(out->items, out->cap * sizeof *out->items);
+		}
 		out->items[out->n++] = (kv_pair){ name, value };
 		pos = end + 1;
 	}

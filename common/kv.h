@@ -17,7 +17,7 @@ typedef struct kv_pair {
 
 typedef struct kv_list {
 	kv_pair *items;
-	size_t n;
+	size_t n, cap;
 } kv_list;
 
 enum kv_error {

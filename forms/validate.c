@@ -173,13 +173,20 @@ char *form_answers_json(const form *f, const form_ballot *b)
 	buf out;
 	buf_init(&out, 16 * 1024);
 	buf_putc(&out, '{');
+	/* Names and keys are [a-z0-9_] (parse.c): nothing to escape. Plain
+	 * appends, not buf_fmt: this runs for every ballot. */
 	for (size_t q = 0; q < f->n_questions; q++) {
 		int a = b->answer[q];
-		buf_fmt(&out, "%s%J:", q ? "," : "", f->questions[q].name);
-		if (a >= 0 && (size_t)a < f->n_levels)
-			buf_fmt(&out, "%J", f->levels[a].key);
-		else
+		buf_puts(&out, q ? ",\"" : "\"");
+		buf_puts(&out, f->questions[q].name);
+		buf_puts(&out, "\":");
+		if (a >= 0 && (size_t)a < f->n_levels) {
+			buf_putc(&out, '"');
+			buf_puts(&out, f->levels[a].key);
+			buf_putc(&out, '"');
+		} else {
 			buf_puts(&out, "null");
+		}
 	}
 	buf_putc(&out, '}');
 	return buf_take(&out);

@@ -145,6 +145,17 @@ void col_checkpoint_pause_point(void);
 /* Stop the thread; call once the writer has stopped. */
 void col_checkpoints_stop(void);
 
+/* ---- loop.c ---- */
+
+/* The thread that runs libmicrohttpd's event loop: started once
+ * the daemon is, woken after connections are resumed (in this mode
+ * libmicrohttpd does not wake it), told to stop accepting when shutdown
+ * begins, stopped (and joined) before MHD_stop_daemon. */
+int col_loop_start(struct MHD_Daemon *d);
+void col_loop_wake(void);
+void col_loop_quiesce(void);
+void col_loop_stop(void);
+
 /* ---- routes.c ---- */
 
 /* The libmicrohttpd access handler and completion callback; cls is unused. */

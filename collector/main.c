@@ -1,9 +1,10 @@
 /* main.c - pingyi-collector: options, start-up and orderly shutdown.
  *
- * One libmicrohttpd daemon with one internal epoll thread (fastest on two
- * cores, DESIGN.md §5) runs the handler (routes.c); one writer thread
- * commits ballots (writer.c). SIGTERM or SIGINT: stop accepting, let the
- * writer commit and answer what is queued, then exit. */
+ * One libmicrohttpd daemon, its epoll loop run by one thread of ours
+ * (loop.c; one loop thread is fastest on two cores, DESIGN.md §5), runs the
+ * handler (routes.c); one writer thread commits ballots (writer.c).
+ * SIGTERM or SIGINT: stop accepting, let the writer commit and answer what
+ * is queued, then exit. */
 #include "col.h"
 
 #include <arpa/inet.h>
@@ -53,12 +54,12 @@ static void fail(const char *what)
  * portal may set for the whole domain (at 16 KiB: 2.6 / 4.9 KB, and the
  * ballot is refused with a bare 431 while its form still loads). Each
  * connection holds a pool, which libmicrohttpd zeroes for every request:
- * at 32 KiB, 1,000 connections took the collector's peak RSS to 72 MB. One
- * internal epoll thread was fastest on two cores. */
+ * at 32 KiB, 1,000 connections took the collector's peak RSS to 72 MB. No
+ * thread of libmicrohttpd's own: loop.c runs the event loop. */
 static struct MHD_Daemon *start_http(const struct sockaddr_in *addr, int connections, int per_ip)
 {
 	return MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
+		MHD_USE_EPOLL | MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME,
 		0, NULL, NULL, col_handle, NULL,
 		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
 		MHD_OPTION_NOTIFY_COMPLETED, col_request_done, NULL,
@@ -135,17 +136,20 @@ int main(int argc, char **argv)
 		fmt_into(err, sizeof err, "cannot listen on %s (in use, or not an address of this machine?)", listen);
 		fail(err);
 	}
+	if (col_loop_start(d) != 0)
+		fail("cannot start the HTTP thread (out of memory or threads?)");
 	char host[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
 	log_info("listening on http://%s:%u (database %s)", host, http_bound_port(d), db_path);
 
 	log_info("got %s, shutting down", http_wait_for_stop());
-	MHD_quiesce_daemon(d);
+	col_loop_quiesce();
 	/* Refuse new ballots (503), let the admitted ones commit and be answered,
 	 * then give the answers a moment to leave before closing connections. */
 	if (!col_writer_drain(10000))
 		log_warn("ballots still unanswered after 10 s; stopping anyway");
 	usleep(50 * 1000);
+	col_loop_stop();
 	MHD_stop_daemon(d);
 	col_writer_stop();
 	col_routes_free();

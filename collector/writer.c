@@ -395,6 +395,7 @@ static void *writer_main(void *arg)
 			next = j->next;
 			MHD_resume_connection(j->conn);
 		}
+		col_loop_wake();   /* once a batch: the loop thread answers them */
 		col_checkpoint_pause_point();
 		/* Then the intake moves on: a batch's worth and a little more, so
 		 * it keeps up. In the batch's own transaction, the batch's raters

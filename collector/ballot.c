@@ -477,15 +477,18 @@ static struct MHD_Response *stored_reply(const col_target *t, enum form_lang lan
  * on its own), it took ~6% of the handler thread in a rush. */
 static enum MHD_Result answer_stored(struct MHD_Connection *c, const col_target *t, enum form_lang lang)
 {
+	/* The slot's lookup may be newer than the ballot's (its round closed
+	 * and another opened meanwhile): then its cookie is not this one's. */
 	int slot = current_slot(t->token, recent_version());
-	if (slot < 0)   /* the lookup has left the cache: one for this ballot */
+	if (slot < 0 || strcmp(units_seen[slot].t.vote_cookie, t->vote_cookie) != 0 ||
+			units_seen[slot].t.closes_at != t->closes_at)
 		return http_queue_once(c, 303, stored_reply(t, lang));
 	struct MHD_Response **kept = &units_seen[slot].stored[lang];
 	time_t now = time(NULL);
 	if (!*kept || units_seen[slot].stored_at[lang] != now) {
 		if (*kept)
 			MHD_destroy_response(*kept);
-		*kept = stored_reply(&units_seen[slot].t, lang);
+		*kept = stored_reply(t, lang);
 		units_seen[slot].stored_at[lang] = now;
 	}
 	return *kept ? MHD_queue_response(c, 303, *kept) : MHD_NO;

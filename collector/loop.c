@@ -35,13 +35,26 @@ enum { WAIT_MAX_MS = 1000 };
 enum order { RUN, QUIESCE, STOP };
 
 static struct MHD_Daemon *mhd;
+static unsigned connection_limit;
 static int epoll_fd, wake_fd = -1;
 static atomic_int order;
 static pthread_t thread;
 
-static int wait_ms(void)
+static unsigned connections(void)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return info ? info->num_connections : 0;
+}
+
+/* How long to wait after a run. At the connection limit libmicrohttpd
+ * takes the listen socket out of its epoll set and puts it back only at the
+ * start of a run: a run that freed a place is followed by another at once,
+ * or the next client would wait for an unrelated event (up to a second). */
+static int wait_ms(bool freed_a_place)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
+	if (freed_a_place)
+		return 0;
 	if (MHD_get_timeout(mhd, &ms) != MHD_YES || ms > WAIT_MAX_MS)
 		return WAIT_MAX_MS;
 	return (int)ms;
@@ -53,27 +66,34 @@ static void *loop_main(void *arg)
 	struct pollfd fds[2] = { { .fd = epoll_fd, .events = POLLIN }, { .fd = wake_fd, .events = POLLIN } };
 	bool quiesced = false;
 	for (;;) {
+		bool at_limit = connections() >= connection_limit;
 		MHD_run(mhd);
+		bool freed_a_place = at_limit && connections() < connection_limit;
 		enum order o = atomic_load(&order);
 		if (o == STOP)
 			break;
 		if (o == QUIESCE && !quiesced) {
-			MHD_quiesce_daemon(mhd);
+			/* Closed at once: a client connecting during the drain is
+			 * refused rather than left waiting in the backlog. */
+			MHD_socket listener = MHD_quiesce_daemon(mhd);
+			if (listener != MHD_INVALID_SOCKET)
+				close(listener);
 			quiesced = true;
 		}
 		uint64_t wakes;
-		if (poll(fds, 2, wait_ms()) > 0 && fds[1].revents && read(wake_fd, &wakes, sizeof wakes) < 0)
+		if (poll(fds, 2, wait_ms(freed_a_place)) > 0 && fds[1].revents && read(wake_fd, &wakes, sizeof wakes) < 0)
 			log_error("cannot read the HTTP thread's wake-up: %s", strerror(errno));
 	}
 	return NULL;
 }
 
-int col_loop_start(struct MHD_Daemon *d)
+int col_loop_start(struct MHD_Daemon *d, unsigned limit)
 {
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info)
 		return -1;
 	mhd = d;
+	connection_limit = limit;
 	epoll_fd = info->epoll_fd;
 	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (wake_fd < 0)

@@ -136,7 +136,7 @@ int main(int argc, char **argv)
 		fmt_into(err, sizeof err, "cannot listen on %s (in use, or not an address of this machine?)", listen);
 		fail(err);
 	}
-	if (col_loop_start(d) != 0)
+	if (col_loop_start(d, (unsigned)connections) != 0)
 		fail("cannot start the HTTP thread (out of memory or threads?)");
 	char host[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &addr.sin_addr, host, sizeof host);
@@ -146,10 +146,17 @@ int main(int argc, char **argv)
 	col_loop_quiesce();
 	/* Refuse new ballots (503), let the admitted ones commit and be answered,
 	 * then give the answers a moment to leave before closing connections. */
-	if (!col_writer_drain(10000))
-		log_warn("ballots still unanswered after 10 s; stopping anyway");
-	usleep(50 * 1000);
+	bool drained = col_writer_drain(10000);
+	if (drained)
+		usleep(50 * 1000);
 	col_loop_stop();
+	if (!drained) {
+		/* MHD_stop_daemon would abort the process with connections still
+		 * suspended; the writer commits what it holds, then exit. */
+		log_warn("ballots still unanswered after 10 s; stopping anyway");
+		col_writer_stop();
+		return 1;
+	}
 	MHD_stop_daemon(d);
 	col_writer_stop();
 	col_routes_free();

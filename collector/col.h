@@ -147,10 +147,11 @@ void col_checkpoints_stop(void);
 
 /* ---- loop.c ---- */
 
-/* The thread that runs libmicrohttpd's event loop: started once
- * the daemon is (with its MHD_OPTION_CONNECTION_LIMIT), woken after connections are resumed (in this mode
- * libmicrohttpd does not wake it), told to stop accepting when shutdown
- * begins, stopped (and joined) before MHD_stop_daemon. */
+/* The thread that runs libmicrohttpd's event loop: started once the
+ * daemon is (with its MHD_OPTION_CONNECTION_LIMIT), woken after connections
+ * are resumed (in this mode libmicrohttpd does not wake it), told to stop
+ * accepting when shutdown begins, stopped (and joined) before
+ * MHD_stop_daemon. */
 int col_loop_start(struct MHD_Daemon *d, unsigned connection_limit);
 void col_loop_wake(void);
 void col_loop_quiesce(void);

@@ -65,10 +65,12 @@ static void *loop_main(void *arg)
 	(void)arg;
 	struct pollfd fds[2] = { { .fd = epoll_fd, .events = POLLIN }, { .fd = wake_fd, .events = POLLIN } };
 	bool quiesced = false;
+	unsigned now_open = connections();   /* changes only inside MHD_run() */
 	for (;;) {
-		bool at_limit = connections() >= connection_limit;
+		bool at_limit = now_open >= connection_limit;
 		MHD_run(mhd);
-		bool freed_a_place = at_limit && connections() < connection_limit;
+		now_open = connections();
+		bool freed_a_place = at_limit && now_open < connection_limit;
 		enum order o = atomic_load(&order);
 		if (o == STOP)
 			break;

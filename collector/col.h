@@ -111,7 +111,8 @@ void col_writer_answered(void);
 /* Refuse new ballots and wait (up to timeout_ms) until every admitted one is
  * answered. Returns true when none is left. */
 bool col_writer_drain(int timeout_ms);
-/* Commit what is queued, then stop the thread. */
+/* Stop the thread once the batch it is writing is done; ballots still
+ * queued are left unwritten. */
 void col_writer_stop(void);
 void col_job_free(col_job *job);
 

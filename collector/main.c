@@ -33,6 +33,9 @@ static const char usage[] =
 	"  --ballot-limit B,R   open-round ballots per address: a burst of B, then R a\n"
 	"                       second (default 3000,20: a campus behind one NAT fits)\n"
 	"  --code-limit B,R     refused ballot codes per address (default 60,1)\n"
+	"  --drain-seconds N    on SIGTERM, how long to wait for the ballots already\n"
+	"                       taken to be committed and answered (default 10);\n"
+	"                       past that the collector exits 1 without them\n"
 	"  --trust-proxy        take the client address for rate limits from the last\n"
 	"                       X-Forwarded-For entry (or X-Real-IP) when the peer is on\n"
 	"                       loopback: nginx with proxy_set_header X-Forwarded-For\n"
@@ -74,7 +77,7 @@ static struct MHD_Daemon *start_http(const struct sockaddr_in *addr, int connect
 int main(int argc, char **argv)
 {
 	const char *db_path = "var/pingyi.db", *listen = "127.0.0.1:8080";
-	int connections = 1024, per_ip = 0;
+	int connections = 1024, per_ip = 0, drain_seconds = 10;
 	bool trust_proxy = false;
 	static const struct option opts[] = {
 		{ "db", required_argument, NULL, 'd' },
@@ -84,6 +87,7 @@ int main(int argc, char **argv)
 		{ "trust-proxy", no_argument, NULL, 't' },
 		{ "ballot-limit", required_argument, NULL, 'b' },
 		{ "code-limit", required_argument, NULL, 'k' },
+		{ "drain-seconds", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -107,6 +111,10 @@ int main(int argc, char **argv)
 		case 'k':
 			if (!col_limit_set(COL_LIMIT_CODE_FAILURES, optarg))
 				fail("--code-limit takes BURST,PER_SECOND, e.g. 60,1");
+			break;
+		case 's':
+			if (!str_to_int(optarg, 0, 3600, &drain_seconds))
+				fail("--drain-seconds takes a number from 0 to 3600");
 			break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
@@ -146,14 +154,16 @@ int main(int argc, char **argv)
 	col_loop_quiesce();
 	/* Refuse new ballots (503), let the admitted ones commit and be answered,
 	 * then give the answers a moment to leave before closing connections. */
-	bool drained = col_writer_drain(10000);
+	bool drained = col_writer_drain(drain_seconds * 1000);
 	if (drained)
 		usleep(50 * 1000);
 	col_loop_stop();
 	if (!drained) {
 		/* MHD_stop_daemon would abort the process with connections still
-		 * suspended; the writer commits what it holds, then exit. */
-		log_warn("ballots still unanswered after 10 s; stopping anyway");
+		 * suspended. The writer finishes the batch it is writing (its
+		 * raters are not answered); what is queued stays unwritten. */
+		log_warn("ballots still unanswered after %d s (the database locked, or the disk stuck?); "
+			"stopping without writing the queued ones", drain_seconds);
 		col_writer_stop();
 		return 1;
 	}

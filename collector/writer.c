@@ -356,7 +356,10 @@ static bool move_intake(size_t rows, bool idle)
 }
 
 /* Wait for the next batch. Once no ballot has come for IDLE_MS, the
- * writer moves the intake on while it waits. NULL: stop. */
+ * writer moves the intake on while it waits. NULL: stop. What is still
+ * queued then stays unwritten: after a drain, nothing is, unless the drain
+ * gave up, and then the loop is stopped and nobody would be answered (a
+ * ballot stored unanswered is sent again). */
 static col_job *next_batch(void)
 {
 	bool quiet = false;
@@ -377,8 +380,9 @@ static col_job *next_batch(void)
 		}
 		writer_asleep = false;
 	}
-	col_job *batch = queue_head;
-	queue_head = queue_tail = NULL;
+	col_job *batch = stopping ? NULL : queue_head;
+	if (batch)
+		queue_head = queue_tail = NULL;
 	pthread_mutex_unlock(&lock);
 	return batch;
 }

@@ -210,4 +210,17 @@ t.ok(r.returncode == 1 and r.stderr.startswith("pingyi: ") and "junk.db" in r.st
 r = run("init", db=junk)
 t.ok(r.returncode == 1 and open(junk).read().startswith("this is not a database"),
      "init does not overwrite a file that is not a database", show(r))
+
+# ---- the collector's options ----
+COLLECTOR = os.path.join(harness.BIN, "pingyi-collector")
+r = subprocess.run([COLLECTOR, "--help"], capture_output=True, text=True, timeout=60)
+t.ok(r.returncode == 0 and r.stdout.startswith("usage: pingyi-collector") and "--drain-seconds" in r.stdout,
+     "pingyi-collector --help: exit 0, usage on stdout, naming --drain-seconds", show(r))
+for opt, value in [("--connections", "0"), ("--per-ip", "-1"), ("--ballot-limit", "1"),
+                   ("--code-limit", "a,b"), ("--drain-seconds", "x"), ("--drain-seconds", "3601")]:
+    r = subprocess.run([COLLECTOR, "--db", w.path("none.db"), opt, value], capture_output=True, text=True,
+                       timeout=60)
+    t.ok(r.returncode == 1 and r.stderr.startswith("pingyi-collector: " + opt + " takes ")
+         and not os.path.exists(w.path("none.db")),
+         "pingyi-collector %s %s: exit 1, saying what the option takes" % (opt, value), show(r))
 t.done()

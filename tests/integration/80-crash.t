@@ -12,7 +12,8 @@ Then SIGTERM with requests in flight, and SIGTERM while slow clients are
 still sending their bodies: the collector exits 0; every ballot is either
 answered 303 and stored, or answered 503 (not saved), or gets no answer and is
 not stored -- never stored without an answer, which a client would send
-again."""
+again. Last, a drain that gives up (the database locked by another
+connection): the collector exits 1, with the queued ballots unwritten."""
 import csv
 import io
 import json
@@ -331,6 +332,56 @@ t.ok(rc == 0 and "still unanswered" not in log and took < 5,
 col = w.collector()
 problems, n_acked, n_stored = db_check()
 t.ok(not problems, "hung-up raters: every 303 is stored, counters = recount, integrity ok", "\n".join(problems))
+
+# ---- a drain that gives up ----
+# Another connection holds the write lock, so the writer waits on ballot A's
+# batch while B queues behind it. The drain (--drain-seconds 1) gives up:
+# the collector stops answering, finishes the batch it is writing once the
+# lock is let go (A is stored, unanswered, as after a kill), leaves B
+# unwritten (nobody would hear of it), and exits 1: not aborted by
+# libmicrohttpd, which refuses to stop with connections suspended.
+t.eq(col.stop(), 0, "the collector before the drain test exits 0")
+col = w.collector("--drain-seconds", "1")
+holder = sqlite3.connect(w.db, isolation_level=None)
+holder.execute("BEGIN IMMEDIATE")
+waiting = []
+for i in range(2):
+    comment, s, head, body = raw_ballot("drain", i)
+    s.sendall(head + body)
+    waiting.append((comment, s))
+    time.sleep(0.3)
+t0 = time.monotonic()
+col.proc.send_signal(signal.SIGTERM)
+time.sleep(2.0)
+holder.execute("ROLLBACK")
+holder.close()
+try:
+    rc = col.proc.wait(timeout=30)
+except Exception:
+    rc = None
+took = time.monotonic() - t0
+answers = []
+for comment, s in waiting:
+    s.settimeout(5)
+    try:
+        answers.append(s.recv(100))
+    except OSError:
+        answers.append(b"")
+    s.close()
+col.stop()
+log = col.log_text()
+t.ok(rc == 1 and "still unanswered after 1 s" in log and 2 <= took < 5 and answers == [b"", b""],
+     "a drain that gives up: exit 1 in %.1f s, no answer to either ballot, said in the log" % took,
+     "exit %s, answers %r\n%s" % (rc, answers, "\n".join(log.splitlines()[-5:])))
+con = sqlite3.connect(w.db)
+kept = {b for (b,) in con.execute("SELECT body FROM comments WHERE body LIKE 'crash-drain-%'")}
+con.close()
+t.ok(kept == {"crash-drain-0"}, "the batch being written is finished (A stored); the queued ballot B is not",
+     "stored: %r" % sorted(kept))
+col = w.collector()
+problems, n_acked, n_stored = db_check()
+t.ok(not problems, "after the drain gave up: every 303 is stored, counters = recount, integrity ok",
+     "\n".join(problems))
 
 rc = col.stop()
 reports = [r for d in w.daemons for r in harness.sanitizer_reports(d.log_text())]

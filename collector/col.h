@@ -104,12 +104,14 @@ int col_writer_start(const char *path, char *err, size_t errsize);
  *                        the batch is committed (or failed)
  *   col_writer_answered()   the handler has answered it
  * Shutdown (col_writer_drain) waits until every admitted ballot is answered,
- * so no ballot is stored without its rater hearing so. */
+ * so no ballot is stored without its rater hearing so (should it give up,
+ * the queued ones are not stored at all). */
 bool col_writer_admit(void);
 void col_writer_submit(col_job *job);
 void col_writer_answered(void);
 /* Refuse new ballots and wait (up to timeout_ms) until every admitted one is
- * answered. Returns true when none is left. */
+ * answered. Returns true when none is left; false when it gave up, and then
+ * the writer takes no further batch: the queued ballots stay unwritten. */
 bool col_writer_drain(int timeout_ms);
 /* Stop the thread once the batch it is writing is done; ballots still
  * queued are left unwritten. */

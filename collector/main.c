@@ -34,8 +34,9 @@ static const char usage[] =
 	"                       second (default 3000,20: a campus behind one NAT fits)\n"
 	"  --code-limit B,R     refused ballot codes per address (default 60,1)\n"
 	"  --drain-seconds N    on SIGTERM, how long to wait for the ballots already\n"
-	"                       taken to be committed and answered (default 10);\n"
-	"                       past that the collector exits 1 without them\n"
+	"                       taken to be committed and answered (default 10); past\n"
+	"                       that the batch being written is finished, the queued\n"
+	"                       ballots are not written, and the collector exits 1\n"
 	"  --trust-proxy        take the client address for rate limits from the last\n"
 	"                       X-Forwarded-For entry (or X-Real-IP) when the peer is on\n"
 	"                       loopback: nginx with proxy_set_header X-Forwarded-For\n"
@@ -154,19 +155,21 @@ int main(int argc, char **argv)
 	col_loop_quiesce();
 	/* Refuse new ballots (503), let the admitted ones commit and be answered,
 	 * then give the answers a moment to leave before closing connections. */
-	bool drained = col_writer_drain(drain_seconds * 1000);
-	if (drained)
-		usleep(50 * 1000);
-	col_loop_stop();
-	if (!drained) {
-		/* MHD_stop_daemon would abort the process with connections still
-		 * suspended. The writer finishes the batch it is writing (its
-		 * raters are not answered); what is queued stays unwritten. */
+	if (!col_writer_drain(drain_seconds * 1000)) {
+		/* The writer finishes the batch it is writing (it waits for a stuck
+		 * disk as long as that takes), and the loop answers its raters;
+		 * the queued ballots stay unwritten and unanswered. Not
+		 * MHD_stop_daemon: it aborts the process while connections are
+		 * still suspended. */
 		log_warn("ballots still unanswered after %d s (the database locked, or the disk stuck?); "
 			"stopping without writing the queued ones", drain_seconds);
 		col_writer_stop();
+		usleep(50 * 1000);
+		col_loop_stop();
 		return 1;
 	}
+	usleep(50 * 1000);
+	col_loop_stop();
 	MHD_stop_daemon(d);
 	col_writer_stop();
 	col_routes_free();

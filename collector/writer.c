@@ -177,13 +177,28 @@ void col_writer_answered(void)
 	atomic_fetch_sub(&in_flight, 1);
 }
 
+/* From now on the writer takes no further batch. */
+static void take_no_more(void)
+{
+	pthread_mutex_lock(&lock);
+	stopping = true;
+	pthread_cond_broadcast(&wake);
+	pthread_mutex_unlock(&lock);
+}
+
 bool col_writer_drain(int timeout_ms)
 {
 	atomic_store(&draining, true);
 	/* Shutdown only: polling every 10 ms keeps the ballot path free of it. */
-	for (int waited = 0; atomic_load(&in_flight) > 0 && waited < timeout_ms; waited += 10)
+	int64_t deadline = clock_ms() + timeout_ms;
+	while (atomic_load(&in_flight) > 0 && clock_ms() < deadline)
 		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000L }, NULL);
-	return atomic_load(&in_flight) == 0;
+	if (atomic_load(&in_flight) == 0)
+		return true;
+	/* Given up, the answers may stop any moment: a batch taken from here
+	 * on could be stored unanswered, and sent again. */
+	take_no_more();
+	return false;
 }
 
 static bool run(sqlite3_stmt *st)
@@ -357,9 +372,8 @@ static bool move_intake(size_t rows, bool idle)
 
 /* Wait for the next batch. Once no ballot has come for IDLE_MS, the
  * writer moves the intake on while it waits. NULL: stop. What is still
- * queued then stays unwritten: after a drain, nothing is, unless the drain
- * gave up, and then the loop is stopped and nobody would be answered (a
- * ballot stored unanswered is sent again). */
+ * queued then stays unwritten: after a drain nothing is, unless the drain
+ * gave up. */
 static col_job *next_batch(void)
 {
 	bool quiet = false;
@@ -453,10 +467,7 @@ int col_writer_start(const char *path, char *err, size_t errsize)
 
 void col_writer_stop(void)
 {
-	pthread_mutex_lock(&lock);
-	stopping = true;
-	pthread_cond_broadcast(&wake);
-	pthread_mutex_unlock(&lock);
+	take_no_more();
 	pthread_join(thread, NULL);
 	intake_close();
 	col_checkpoints_stop();

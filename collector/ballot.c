@@ -455,7 +455,7 @@ enum MHD_Result col_take_ballot(struct MHD_Connection *c, col_request *rq, const
 	rq->target = *t;
 	rq->job = make_job(t, &b, c);
 	form_ballot_free(&b);
-	MHD_suspend_connection(c);   /* before queueing: the writer may resume at once */
+	MHD_suspend_connection(c);   /* until its batch is committed */
 	col_writer_submit(rq->job);
 	return MHD_YES;
 }

@@ -77,7 +77,8 @@ typedef struct col_request {
 enum col_result { COL_PENDING, COL_STORED, COL_ROUND_CLOSED, COL_CODE_SPENT, COL_FAILED };
 
 /* One ballot waiting for its batch to commit. The handler fills it, queues
- * it and suspends the connection; the writer sets result and resumes it. */
+ * it and suspends the connection; the writer sets result and hands it to
+ * the loop thread, which resumes the connection. */
 struct col_job {
 	struct col_job *next;
 	struct MHD_Connection *conn;
@@ -92,7 +93,7 @@ struct col_job {
 	char *answers_json;           /* owned */
 	char *comment;                /* owned, may be NULL */
 	bool complaint;
-	enum col_result result;       /* written by the writer before resuming */
+	enum col_result result;       /* written by the writer before the hand-over */
 };
 
 /* Start the writer on its own connection to path. Returns 0 or -1 with err. */
@@ -100,8 +101,8 @@ int col_writer_start(const char *path, char *err, size_t errsize);
 /* A ballot's way through the writer, from the handler's side:
  *   col_writer_admit()   reserve a place; false once shutdown has begun
  *   (suspend the connection)
- *   col_writer_submit()  queue it; the writer resumes the connection once
- *                        the batch is committed (or failed)
+ *   col_writer_submit()  queue it; the connection is resumed once the
+ *                        batch is committed (or failed)
  *   col_writer_answered()   the handler has answered it
  * Shutdown (col_writer_drain) waits until every admitted ballot is answered,
  * so no ballot is stored without its rater hearing so (should it give up,
@@ -150,13 +151,15 @@ void col_checkpoints_stop(void);
 
 /* ---- loop.c ---- */
 
-/* The thread that runs libmicrohttpd's event loop: started once the
- * daemon is (with its MHD_OPTION_CONNECTION_LIMIT), woken after connections
- * are resumed (in this mode libmicrohttpd does not wake it), told to stop
- * accepting when shutdown begins, stopped (and joined) before
- * MHD_stop_daemon. */
+/* The thread that runs libmicrohttpd's event loop, and the only one that
+ * calls into the daemon: started once the daemon is (with its
+ * MHD_OPTION_CONNECTION_LIMIT), handed each committed batch to resume and
+ * answer, told to stop accepting when shutdown begins, stopped (and
+ * joined) before MHD_stop_daemon. */
 int col_loop_start(struct MHD_Daemon *d, unsigned connection_limit);
-void col_loop_wake(void);
+/* Resume the batch's connections (linked by next), which then answer and
+ * free their jobs: the caller must not touch them after this. */
+void col_loop_answer(col_job *batch);
 void col_loop_quiesce(void);
 void col_loop_stop(void);
 
@@ -184,7 +187,7 @@ enum MHD_Result col_form_page(struct MHD_Connection *c, unsigned status, enum fo
 	const col_target *t, const kv_list *values, const form_error *why, const char *notice);
 /* Check a POSTed ballot for t and queue it (suspending c), or answer. */
 enum MHD_Result col_take_ballot(struct MHD_Connection *c, col_request *rq, const col_target *t);
-/* Answer a queued ballot once the writer has resumed the connection. */
+/* Answer a queued ballot once its connection is resumed. */
 enum MHD_Result col_answer_ballot(struct MHD_Connection *c, col_request *rq);
 /* The /u/... routes. rest is the URL after "/u/". */
 enum MHD_Result col_unit_route(struct MHD_Connection *c, col_request *rq, const char *rest);

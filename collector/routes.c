@@ -9,8 +9,9 @@
  * only sets up state: answering on the first call makes it close keep-alive
  * connections (DESIGN.md §5) -- except for a declared oversized body, which
  * is refused before it is read. POST bodies are gathered up to
- * COL_BODY_MAX. A queued ballot suspends the connection; once the writer
- * resumes it, the handler runs once more and answers. Nothing here logs a
+ * COL_BODY_MAX. A queued ballot suspends the connection; once its batch is
+ * committed and the connection resumed, the handler runs once more and
+ * answers. Nothing here logs a
  * request: no address, code or ballot. */
 #include "col.h"
 

@@ -3,8 +3,9 @@
  * Handlers queue ballots and suspend their connections. The writer takes
  * everything queued, commits it in one synchronous=FULL transaction (a
  * ballot that writes more than one row under its own savepoint; the batch's
- * counters summed in memory and written once each), and only then resumes
- * the connections, which answer. While one batch waits for fsync the next
+ * counters summed in memory and written once each), and only then hands
+ * the batch to the loop thread (loop.c), which resumes the connections:
+ * they answer. While one batch waits for fsync the next
  * one queues up, so durability and throughput do not fight (group commit;
  * DESIGN.md §5 has the measurements). A ballot goes into the intake
  * (intake.c), which moves on a slice in a transaction of its own after each
@@ -407,13 +408,7 @@ static void *writer_main(void *arg)
 	col_job *batch;
 	while ((batch = next_batch()) != NULL) {
 		size_t n = commit_batch(batch);
-		/* Resuming hands the job back to its connection's handler, which
-		 * answers and frees it: do not touch j after the resume. */
-		for (col_job *j = batch, *next; j; j = next) {
-			next = j->next;
-			MHD_resume_connection(j->conn);
-		}
-		col_loop_wake();   /* once a batch: the loop thread answers them */
+		col_loop_answer(batch);
 		col_checkpoint_pause_point();
 		/* Then the intake moves on: a batch's worth and a little more, so
 		 * it keeps up. In the batch's own transaction, the batch's raters

@@ -96,6 +96,33 @@ struct col_job {
 	enum col_result result;       /* written by the writer before the hand-over */
 };
 
+/* Jobs in the order they came, linked by next: the writer's queue, and the
+ * batches waiting for the loop thread. Each user holds its own lock. */
+typedef struct col_jobs {
+	col_job *head, *tail;
+} col_jobs;
+
+/* Append first and the jobs linked after it. */
+static inline void col_jobs_append(col_jobs *q, col_job *first)
+{
+	col_job *last = first;
+	while (last->next)
+		last = last->next;
+	if (q->tail)
+		q->tail->next = first;
+	else
+		q->head = first;
+	q->tail = last;
+}
+
+/* Take them all, in order. */
+static inline col_job *col_jobs_take(col_jobs *q)
+{
+	col_job *all = q->head;
+	q->head = q->tail = NULL;
+	return all;
+}
+
 /* Start the writer on its own connection to path. Returns 0 or -1 with err. */
 int col_writer_start(const char *path, char *err, size_t errsize);
 /* A ballot's way through the writer, from the handler's side:

@@ -46,14 +46,13 @@ static int epoll_fd, wake_fd = -1;
 static atomic_int order;
 static pthread_t thread;
 static pthread_mutex_t committed_lock = PTHREAD_MUTEX_INITIALIZER;
-static col_job *committed_head, *committed_tail;   /* batches to resume */
+static col_jobs committed;           /* batches to resume */
 
 /* Resume the connections of the batches handed over since the last run. */
 static void resume_committed(void)
 {
 	pthread_mutex_lock(&committed_lock);
-	col_job *j = committed_head;
-	committed_head = committed_tail = NULL;
+	col_job *j = col_jobs_take(&committed);
 	pthread_mutex_unlock(&committed_lock);
 	/* Resuming hands a job back to its connection's handler, which answers
 	 * and frees it: next is read first. */
@@ -142,15 +141,8 @@ static void wake(void)
 
 void col_loop_answer(col_job *batch)
 {
-	col_job *last = batch;
-	while (last->next)
-		last = last->next;
 	pthread_mutex_lock(&committed_lock);
-	if (committed_tail)
-		committed_tail->next = batch;
-	else
-		committed_head = batch;
-	committed_tail = last;
+	col_jobs_append(&committed, batch);
 	pthread_mutex_unlock(&committed_lock);
 	wake();
 }

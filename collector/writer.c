@@ -36,7 +36,7 @@ enum {
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake;
-static col_job *queue_head, *queue_tail;
+static col_jobs queue;
 static bool stopping, writer_asleep;
 static atomic_bool draining;
 static atomic_int in_flight;       /* admitted and not yet answered */
@@ -149,11 +149,7 @@ void col_writer_submit(col_job *job)
 	job->next = NULL;
 	job->result = COL_PENDING;
 	pthread_mutex_lock(&lock);
-	if (queue_tail)
-		queue_tail->next = job;
-	else
-		queue_head = job;
-	queue_tail = job;
+	col_jobs_append(&queue, job);
 	if (writer_asleep)   /* while it commits, the queue just grows */
 		pthread_cond_signal(&wake);
 	pthread_mutex_unlock(&lock);
@@ -379,7 +375,7 @@ static col_job *next_batch(void)
 {
 	bool quiet = false;
 	pthread_mutex_lock(&lock);
-	while (!queue_head && !stopping) {
+	while (!queue.head && !stopping) {
 		if (quiet && intake_busy()) {
 			pthread_mutex_unlock(&lock);
 			quiet = move_intake(IDLE_SLICE, true);   /* false: wait IDLE_MS, then again */
@@ -395,9 +391,7 @@ static col_job *next_batch(void)
 		}
 		writer_asleep = false;
 	}
-	col_job *batch = stopping ? NULL : queue_head;
-	if (batch)
-		queue_head = queue_tail = NULL;
+	col_job *batch = stopping ? NULL : col_jobs_take(&queue);
 	pthread_mutex_unlock(&lock);
 	return batch;
 }

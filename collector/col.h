@@ -96,29 +96,28 @@ struct col_job {
 	enum col_result result;       /* written by the writer before the hand-over */
 };
 
-/* Jobs in the order they came, linked by next: the writer's queue, and the
- * batches waiting for the loop thread. Each user holds its own lock. */
+/* Jobs in the order they came, linked by next (NULL after the tail): the
+ * writer's queue, and the batches waiting for the loop thread. Each user
+ * holds its own lock, for O(1). */
 typedef struct col_jobs {
 	col_job *head, *tail;
 } col_jobs;
 
-/* Append first and the jobs linked after it. */
-static inline void col_jobs_append(col_jobs *q, col_job *first)
+static inline void col_jobs_append(col_jobs *q, col_jobs more)
 {
-	col_job *last = first;
-	while (last->next)
-		last = last->next;
+	if (!more.head)
+		return;
 	if (q->tail)
-		q->tail->next = first;
+		q->tail->next = more.head;
 	else
-		q->head = first;
-	q->tail = last;
+		q->head = more.head;
+	q->tail = more.tail;
 }
 
-/* Take them all, in order. */
-static inline col_job *col_jobs_take(col_jobs *q)
+/* Take them all, in order, leaving q empty. */
+static inline col_jobs col_jobs_take(col_jobs *q)
 {
-	col_job *all = q->head;
+	col_jobs all = *q;
 	q->head = q->tail = NULL;
 	return all;
 }
@@ -178,15 +177,16 @@ void col_checkpoints_stop(void);
 
 /* ---- loop.c ---- */
 
-/* The thread that runs libmicrohttpd's event loop, and the only one that
- * calls into the daemon: started once the daemon is (with its
- * MHD_OPTION_CONNECTION_LIMIT), handed each committed batch to resume and
- * answer, told to stop accepting when shutdown begins, stopped (and
- * joined) before MHD_stop_daemon. */
+/* The thread that runs libmicrohttpd's event loop; while it runs, no other
+ * thread drives the daemon. Started once the daemon is (with its
+ * MHD_OPTION_CONNECTION_LIMIT), handed each committed batch, told to stop
+ * accepting when shutdown begins, stopped (and joined) before
+ * MHD_stop_daemon. */
 int col_loop_start(struct MHD_Daemon *d, unsigned connection_limit);
-/* Resume the batch's connections (linked by next), which then answer and
- * free their jobs: the caller must not touch them after this. */
-void col_loop_answer(col_job *batch);
+/* Hand a committed batch to the loop thread, which resumes its connections
+ * before its next MHD_run; they answer and free their jobs, so the caller
+ * must not touch them after this. */
+void col_loop_answer(col_jobs batch);
 void col_loop_quiesce(void);
 void col_loop_stop(void);
 

@@ -52,7 +52,7 @@ static col_jobs committed;           /* batches to resume */
 static void resume_committed(void)
 {
 	pthread_mutex_lock(&committed_lock);
-	col_job *j = col_jobs_take(&committed);
+	col_job *j = col_jobs_take(&committed).head;
 	pthread_mutex_unlock(&committed_lock);
 	/* Resuming hands a job back to its connection's handler, which answers
 	 * and frees it: next is read first. */
@@ -89,12 +89,14 @@ static void *loop_main(void *arg)
 	bool quiesced = false;
 	unsigned now_open = connections();   /* changes only inside MHD_run() */
 	for (;;) {
+		/* Read before the run: a batch handed over before the stop is
+		 * answered. */
+		enum order o = atomic_load(&order);
 		bool at_limit = now_open >= connection_limit;
 		resume_committed();
 		MHD_run(mhd);
 		now_open = connections();
 		bool freed_a_place = at_limit && now_open < connection_limit;
-		enum order o = atomic_load(&order);
 		if (o == STOP)
 			break;
 		if (o == QUIESCE && !quiesced) {
@@ -139,7 +141,7 @@ static void wake(void)
 	}
 }
 
-void col_loop_answer(col_job *batch)
+void col_loop_answer(col_jobs batch)
 {
 	pthread_mutex_lock(&committed_lock);
 	col_jobs_append(&committed, batch);

@@ -149,7 +149,7 @@ void col_writer_submit(col_job *job)
 	job->next = NULL;
 	job->result = COL_PENDING;
 	pthread_mutex_lock(&lock);
-	col_jobs_append(&queue, job);
+	col_jobs_append(&queue, (col_jobs){ job, job });
 	if (writer_asleep)   /* while it commits, the queue just grows */
 		pthread_cond_signal(&wake);
 	pthread_mutex_unlock(&lock);
@@ -368,10 +368,10 @@ static bool move_intake(size_t rows, bool idle)
 }
 
 /* Wait for the next batch. Once no ballot has come for IDLE_MS, the
- * writer moves the intake on while it waits. NULL: stop. What is still
+ * writer moves the intake on while it waits. None: stop. What is still
  * queued then stays unwritten: after a drain nothing is, unless the drain
  * gave up. */
-static col_job *next_batch(void)
+static col_jobs next_batch(void)
 {
 	bool quiet = false;
 	pthread_mutex_lock(&lock);
@@ -391,7 +391,7 @@ static col_job *next_batch(void)
 		}
 		writer_asleep = false;
 	}
-	col_job *batch = stopping ? NULL : col_jobs_take(&queue);
+	col_jobs batch = stopping ? (col_jobs){ NULL, NULL } : col_jobs_take(&queue);
 	pthread_mutex_unlock(&lock);
 	return batch;
 }
@@ -399,9 +399,9 @@ static col_job *next_batch(void)
 static void *writer_main(void *arg)
 {
 	(void)arg;
-	col_job *batch;
-	while ((batch = next_batch()) != NULL) {
-		size_t n = commit_batch(batch);
+	col_jobs batch;
+	while ((batch = next_batch()).head) {
+		size_t n = commit_batch(batch.head);
 		col_loop_answer(batch);
 		col_checkpoint_pause_point();
 		/* Then the intake moves on: a batch's worth and a little more, so

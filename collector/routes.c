@@ -11,8 +11,7 @@
  * is refused before it is read. POST bodies are gathered up to
  * COL_BODY_MAX. A queued ballot suspends the connection; once its batch is
  * committed and the connection resumed, the handler runs once more and
- * answers. Nothing here logs a
- * request: no address, code or ballot. */
+ * answers. Nothing here logs a request: no address, code or ballot. */
 #include "col.h"
 
 #include <string.h>

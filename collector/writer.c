@@ -5,12 +5,12 @@
  * ballot that writes more than one row under its own savepoint; the batch's
  * counters summed in memory and written once each), and only then hands
  * the batch to the loop thread (loop.c), which resumes the connections:
- * they answer. While one batch waits for fsync the next
- * one queues up, so durability and throughput do not fight (group commit;
- * DESIGN.md §5 has the measurements). A ballot goes into the intake
- * (intake.c), which moves on a slice in a transaction of its own after each
- * batch is answered, and when no ballot comes. Copying the WAL back into
- * the database is checkpoint.c's job, not this thread's. */
+ * they answer. While one batch waits for fsync the next one queues up, so
+ * durability and throughput do not fight (group commit; DESIGN.md §5 has
+ * the measurements). A ballot goes into the intake (intake.c), which moves
+ * on a slice in a transaction of its own after each batch is answered, and
+ * when no ballot comes. Copying the WAL back into the database is
+ * checkpoint.c's job, not this thread's. */
 #include "col.h"
 
 #include <errno.h>

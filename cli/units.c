@@ -276,7 +276,9 @@ static int list(const cli *c, int argc, char **argv)
 		"  SELECT id, 0, printf('%08d', position) FROM units WHERE parent IS NULL"
 		"  UNION ALL SELECT u.id, t.depth + 1, t.path || '/' || printf('%08d', u.position)"
 		"  FROM units u JOIN tree t ON u.parent = t.id)"
-		" SELECT u.id, coalesce(u.parent, ''), u.kind, u.name_zh, u.name_en, u.token, t.depth"
+		" SELECT u.id, coalesce(u.parent, ''), u.kind, u.name_zh, u.name_en, u.token, t.depth,"
+		"  (SELECT r.id FROM round_units ru JOIN rounds r ON r.id = ru.round"
+		"   WHERE ru.unit = u.id AND r.state = 'open')"
 		" FROM tree t JOIN units u ON u.id = t.id ORDER BY t.path", NULL);
 	buf out;
 	buf_init(&out, 64 << 20);
@@ -291,8 +293,12 @@ static int list(const cli *c, int argc, char **argv)
 		}
 		for (int d = 0; d < sqlite3_column_int(st, 6); d++)
 			buf_puts(&out, "  ");
-		buf_fmt(&out, "%s  %s  [%s, %s]  %s/u/%s\n", db_col_text(st, 3), db_col_text(st, 4), id,
-			db_col_text(st, 2), base, token);
+		/* A poster for a unit in no open round leads to "no appraisal is
+		 * open": say so beside its URL. */
+		bool open = sqlite3_column_type(st, 7) != SQLITE_NULL;
+		buf_fmt(&out, "%s  %s  [%s, %s]  %s/u/%s  %s%s\n", db_col_text(st, 3), db_col_text(st, 4), id,
+			db_col_text(st, 2), base, token, open ? "open round: " : "(in no open round)",
+			open ? db_col_text(st, 7) : "");
 	}
 	db_finalize(st);
 	fputs(buf_str(&out), stdout);

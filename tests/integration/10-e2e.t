@@ -158,6 +158,12 @@ run_ok("round", "create", "e2e-window", "--form", "window",
        "--title-zh", "2026年上半年服务窗口测评", "--title-en", "Window appraisal 2026 H1")
 run_ok("round", "open", "e2e-window")
 RATED = [u[0] for u in ORG if round_of(u[0])]
+shown = {}
+for line in run_ok("units", "list").stdout.splitlines():
+    uid = re.search(r"\[([^,\]]+),", line).group(1)
+    shown[uid] = line.split("/u/" + TOKEN[uid], 1)[1]
+t.eq(shown, {u[0]: "  open round: %s" % round_of(u[0]) if round_of(u[0]) else "  (in no open round)" for u in ORG},
+     "units list (table) names each unit's open round after its URL, or says it is in none")
 
 # ---- 4. QR codes, decoded by a real decoder -----------------------------------
 qrdir = w.path("qr")

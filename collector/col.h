@@ -150,14 +150,14 @@ void col_job_free(col_job *job);
 /* The writer's side of ballot_intake; writer thread only. Set up on the
  * writer's connection: picks up what a stop left in the intake. */
 int intake_open(sqlite3 *writer, char *err, size_t errsize);
-/* Insert a ballot (random key) in the open transaction. */
+/* Insert a ballot (random key) in the writer's open transaction. */
 bool intake_add(const char *round, const char *unit, const char *grp, const char *answers);
-/* Move up to rows intake ballots on, in the open transaction; idle: do
- * not wait for more to arrive. False (logged) if that failed; the
- * transaction is still good. */
-bool intake_step(size_t rows, bool idle);
-/* The open transaction committed (true) or was rolled back. */
+/* That transaction committed (true) or was rolled back. */
 void intake_end(bool committed);
+/* Move up to rows intake ballots on, outside any transaction: each
+ * statement commits on its own. idle: do not wait for more to arrive.
+ * False (logged) if a statement failed; it left nothing behind. */
+bool intake_step(size_t rows, bool idle);
 /* Is there anything in the intake? */
 bool intake_busy(void);
 /* Is a slice due to move or be deleted now (under load: not idle)? */

@@ -5,14 +5,14 @@
  * written to the WAL, and again into the database at checkpoint. Instead,
  * the writer appends ballots to ballot_intake, a rowid table that a batch
  * fills a few pages at a time, and the intake moves on into ballot_store in
- * key order, a slice in a transaction after each batch: rows taken in key
- * order fill the store's pages one after another.
+ * key order, a slice after each batch: rows taken in key order fill the
+ * store's pages one after another.
  *
  *   arriving   ballots committed since the last freeze, in arrival order
  *   frozen     once the oldest arriving ballot has waited FREEZE_MS (or the
  *              writer is idle) and the last generation is in the store, the
  *              arriving ones become the generation: sorted by key and moved
- *              into the store, a slice a transaction
+ *              into the store, a slice a statement
  *   doomed     moved ballots, in arrival order, deleted from the intake
  *              beside the next generation's moves (secure_delete zeroes
  *              them)
@@ -20,14 +20,15 @@
  * Each slice moves more than a batch brings, so a generation is in the
  * store before the next is due: under load a ballot leaves the intake within
  * about 2 x FREEZE_MS, when idle within IDLE_MS (writer.c) and a few
- * transactions. The intake shows the order of arrival, which the store must
+ * statements. The intake shows the order of arrival, which the store must
  * not; the WAL's pages show it for about as long. The view ballots
  * (common/schema.c) shows each ballot once, in the store or in the intake.
  * A crash loses nothing: moved rows are moved again (the store ignores a key
  * it has) and deleted; unmoved rows start the next generation.
  *
- * Only the writer thread calls these; a call's changes belong to the
- * writer's open transaction until intake_end() hears how it ended. */
+ * Only the writer thread calls these. intake_add() writes in the writer's
+ * open transaction, and intake_end() hears how that ended; intake_step()
+ * runs outside any transaction. */
 #include "col.h"
 
 #include <stdlib.h>
@@ -62,7 +63,7 @@ static int64_t seq_of(entry e) { return (int64_t)(e & (((uint64_t)1 << SEQ_BITS)
 static unsigned prefix_of(entry e) { return (unsigned)(e >> SEQ_BITS); }
 
 /* A list of entries; done of them are dealt with for good, doing of them
- * in the open transaction. */
+ * by the statement running. */
 typedef struct entries {
 	entry *v;
 	size_t n, cap, done, doing;
@@ -194,7 +195,8 @@ static void put_seq(buf *b, int64_t seq)
 	buf_append(b, digits + i, sizeof digits - i);
 }
 
-/* Run st over the next up to rows seqs of e; e->doing marks how far. */
+/* Run st over the next up to rows seqs of e, in a transaction of its own;
+ * done moves on if it committed. */
 static bool run_slice(sqlite3_stmt *st, entries *e, size_t rows)
 {
 	buf_reset(&slice);
@@ -205,10 +207,16 @@ static bool run_slice(sqlite3_stmt *st, entries *e, size_t rows)
 		put_seq(&slice, seq_of(e->v[e->doing]));
 	}
 	buf_putc(&slice, ']');
-	if (slice.overflow)
-		return false;
-	db_rebind(st, "t", buf_str(&slice));
-	return db_step(st) == SQLITE_DONE;
+	bool ok = !slice.overflow;
+	if (ok) {
+		db_rebind(st, "t", buf_str(&slice));
+		ok = db_step(st) == SQLITE_DONE;
+	}
+	if (ok)
+		e->done = e->doing;
+	else
+		e->doing = e->done;
+	return ok;
 }
 
 /* Should the arriving ballots become the generation now? */
@@ -225,43 +233,32 @@ bool intake_due(void)
 
 bool intake_step(size_t rows, bool idle)
 {
+	if (!sqlite3_get_autocommit(db)) {
+		/* should its transaction roll back, what it counted as moved
+		 * would be deleted unmoved */
+		log_error("intake_step called inside a transaction: nothing moved");
+		return false;
+	}
 	if (freeze_due(idle))
 		freeze();
 	if (rows > SLICE_MAX / 4)
 		rows = SLICE_MAX / 4;
-	/* One statement a slice, not one a row: in a transaction, each
-	 * statement costs a statement journal. Should one fail, it leaves
-	 * nothing behind, and the rest of the transaction still commits.
-	 * Deleting a run of arrivals is cheap next to moving: four times as
-	 * many. */
+	/* One statement a slice, not one a row, each its own transaction: in
+	 * an open one, a statement that writes many rows keeps a copy of every
+	 * page it changes (a statement journal, in memory here) so that it
+	 * could be undone alone; an idle 4,096-row slice took the RSS up by
+	 * 10-20 MB for a moment. A statement that fails leaves nothing behind.
+	 * The moves go first: a crash may lose the last commits but never
+	 * keeps one without those before it, so no delete outlives the move
+	 * it follows. Deleting a run of arrivals is cheap next to moving:
+	 * four times as many. */
 	bool ok = true;
 	if (frozen.done < frozen.n)
 		ok = run_slice(st_move, &frozen, rows);
 	if (ok && doomed.done < doomed.n)
 		ok = run_slice(st_delete, &doomed, 4 * rows);
-	if (!ok) {
+	if (!ok)
 		log_error("cannot move ballots out of the intake: %s", sqlite3_errmsg(db));
-		frozen.doing = frozen.done;
-		doomed.doing = doomed.done;
-	}
-	return ok;
-}
-
-void intake_end(bool committed)
-{
-	if (!committed) {
-		clear(&batch);
-		frozen.doing = frozen.done;
-		doomed.doing = doomed.done;
-		return;
-	}
-	if (batch.n && !arriving.n)
-		arriving_since = clock_ms();
-	for (size_t i = 0; i < batch.n; i++)
-		push(&arriving, batch.v[i]);
-	clear(&batch);
-	frozen.done = frozen.doing;
-	doomed.done = doomed.doing;
 	if (doomed.done == doomed.n)
 		clear(&doomed);
 	if (frozen.n && frozen.done == frozen.n) {
@@ -271,6 +268,18 @@ void intake_end(bool committed)
 		clear(&frozen);
 		clear(&frozen_arrival);
 	}
+	return ok;
+}
+
+void intake_end(bool committed)
+{
+	if (committed) {
+		if (batch.n && !arriving.n)
+			arriving_since = clock_ms();
+		for (size_t i = 0; i < batch.n; i++)
+			push(&arriving, batch.v[i]);
+	}
+	clear(&batch);
 }
 
 void intake_close(void)

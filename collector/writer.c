@@ -341,30 +341,20 @@ static size_t commit_batch(col_job *batch)
 	return n;
 }
 
-/* Move a slice of the intake on, in a transaction of its own. False if
- * that failed.
+/* Move a slice of the intake on, after the batch's commit. False if that
+ * failed.
  *
- * It commits without an fsync (synchronous=NORMAL): should a crash lose it,
- * its rows are still in the intake and move again (the store ignores a key
- * it has), and a WAL loses only its last transactions, never one before a
- * kept one, so no delete outlives the move it follows. The next batch's
- * fsync makes it durable. */
+ * Its statements commit without an fsync (synchronous=NORMAL): should a
+ * crash lose a move, its rows are still in the intake and move again (the
+ * store ignores a key it has), and a delete never outlives the move it
+ * follows (intake.c). The next batch's fsync makes them durable. */
 static bool move_intake(size_t rows, bool idle)
 {
 	if (!set_durable(false))
 		return false;
-	bool ok = false, moved = false;
-	if (db_begin(db) == SQLITE_OK) {
-		moved = intake_step(rows, idle);
-		ok = db_commit(db) == SQLITE_OK;
-		if (!ok) {
-			log_error("cannot move ballots out of the intake: %s", sqlite3_errmsg(db));
-			db_rollback(db);
-		}
-		intake_end(ok);
-	}
+	bool ok = intake_step(rows, idle);
 	set_durable(true);   /* if this fails, the next batch tries again first */
-	return ok && moved;
+	return ok;
 }
 
 /* Wait for the next batch. Once no ballot has come for IDLE_MS, the

@@ -156,7 +156,8 @@ bool intake_add(const char *round, const char *unit, const char *grp, const char
 void intake_end(bool committed);
 /* Move up to rows intake ballots on, outside any transaction: each
  * statement commits on its own. idle: do not wait for more to arrive.
- * False (logged) if a statement failed; it left nothing behind. */
+ * False (logged) if a statement failed: that one left nothing behind, and
+ * what those before it did stands. */
 bool intake_step(size_t rows, bool idle);
 /* Is there anything in the intake? */
 bool intake_busy(void);

@@ -62,11 +62,10 @@ static entry entry_of(const unsigned char id[16], int64_t seq)
 static int64_t seq_of(entry e) { return (int64_t)(e & (((uint64_t)1 << SEQ_BITS) - 1)); }
 static unsigned prefix_of(entry e) { return (unsigned)(e >> SEQ_BITS); }
 
-/* A list of entries; done of them are dealt with for good, doing of them
- * by the statement running. */
+/* A list of entries; done of them are dealt with for good. */
 typedef struct entries {
 	entry *v;
-	size_t n, cap, done, doing;
+	size_t n, cap, done;
 } entries;
 
 static sqlite3 *db;
@@ -97,7 +96,7 @@ static void push(entries *e, entry x)
 
 static void clear(entries *e)
 {
-	e->n = e->done = e->doing = 0;
+	e->n = e->done = 0;
 }
 
 static void release(entries *e)
@@ -201,22 +200,20 @@ static bool run_slice(sqlite3_stmt *st, entries *e, size_t rows)
 {
 	buf_reset(&slice);
 	buf_putc(&slice, '[');
-	for (e->doing = e->done; e->doing < e->n && e->doing - e->done < rows; e->doing++) {
-		if (e->doing > e->done)
+	size_t end = e->done;
+	for (; end < e->n && end - e->done < rows; end++) {
+		if (end > e->done)
 			buf_putc(&slice, ',');
-		put_seq(&slice, seq_of(e->v[e->doing]));
+		put_seq(&slice, seq_of(e->v[end]));
 	}
 	buf_putc(&slice, ']');
-	bool ok = !slice.overflow;
-	if (ok) {
-		db_rebind(st, "t", buf_str(&slice));
-		ok = db_step(st) == SQLITE_DONE;
-	}
-	if (ok)
-		e->done = e->doing;
-	else
-		e->doing = e->done;
-	return ok;
+	if (slice.overflow)
+		return false;
+	db_rebind(st, "t", buf_str(&slice));
+	if (db_step(st) != SQLITE_DONE)
+		return false;
+	e->done = end;
+	return true;
 }
 
 /* Should the arriving ballots become the generation now? */
@@ -248,10 +245,11 @@ bool intake_step(size_t rows, bool idle)
 	 * page it changes (a statement journal, in memory here) so that it
 	 * could be undone alone; an idle 4,096-row slice took the RSS up by
 	 * 10-20 MB for a moment. A statement that fails leaves nothing behind.
-	 * The moves go first: a crash may lose the last commits but never
-	 * keeps one without those before it, so no delete outlives the move
-	 * it follows. Deleting a run of arrivals is cheap next to moving:
-	 * four times as many. */
+	 * A delete only takes rows whose move committed in an earlier
+	 * statement, and a crash may lose the last commits but never keeps
+	 * one without those before it: no delete outlives the move it follows.
+	 * Deleting a run of arrivals is cheap next to moving: four times as
+	 * many. */
 	bool ok = true;
 	if (frozen.done < frozen.n)
 		ok = run_slice(st_move, &frozen, rows);

@@ -8,8 +8,8 @@
  * they answer. While one batch waits for fsync the next one queues up, so
  * durability and throughput do not fight (group commit; DESIGN.md §5 has
  * the measurements). A ballot goes into the intake (intake.c), which moves
- * on a slice in a transaction of its own after each batch is answered, and
- * when no ballot comes. Copying the WAL back into the database is
+ * on a slice at a time, outside the batch's transaction, after each batch
+ * is answered and when no ballot comes. Copying the WAL back into the database is
  * checkpoint.c's job, not this thread's. */
 #include "col.h"
 
@@ -31,7 +31,7 @@
 
 enum {
 	IDLE_MS = 50,        /* no ballot for this long: the writer is idle */
-	IDLE_SLICE = 4096,   /* intake rows moved per transaction when idle */
+	IDLE_SLICE = 4096,   /* intake rows moved per step when idle */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -341,8 +341,8 @@ static size_t commit_batch(col_job *batch)
 	return n;
 }
 
-/* Move a slice of the intake on, after the batch's commit. False if that
- * failed.
+/* Move a slice of the intake on, outside any transaction (after a batch,
+ * when idle, when stopping). False if that failed.
  *
  * Its statements commit without an fsync (synchronous=NORMAL): should a
  * crash lose a move, its rows are still in the intake and move again (the

@@ -90,17 +90,31 @@ static void test_every_ballot_moves_once(void **state)
 
 /* A step commits its own statements: in a transaction someone else may
  * roll back, it would count as moved what never was, and delete it. */
-static void test_rolled_back_work_is_done_again(void **state)
+static void test_a_step_inside_a_transaction_is_refused(void **state)
 {
 	(void)state;
 	batch(300, "b1", 0, true);
-	batch(40, "b2", 0, false);                 /* these ballots never were */
 	fixture_exec(db, "BEGIN");
-	assert_false(intake_step(100, true));      /* refused inside a transaction */
+	assert_false(intake_step(100, true));
 	fixture_exec(db, "ROLLBACK");
 	assert_int_equal(count_of("SELECT count(*) FROM ballot_store"), 0);
 	drain(100, 300);
 	assert_int_equal(count_of("SELECT count(*) FROM ballot_store"), 300);
+	assert_int_equal(count_of("SELECT count(*) FROM ballot_intake"), 0);
+}
+
+/* A rolled-back batch's seqs are free again and the next batch takes
+ * them. Had they been counted, the first generation would hold them,
+ * move nothing there, and delete the next batch's ballots unmoved. */
+static void test_a_rolled_back_batch_is_forgotten(void **state)
+{
+	(void)state;
+	batch(8, "b1", 0, true);
+	batch(40, "b2", 0, false);                 /* these ballots never were */
+	assert_true(intake_step(1000, true));      /* the generation, moved whole */
+	batch(40, "b2", 0, true);                  /* the same seqs, real now */
+	drain(1, 48);
+	assert_int_equal(count_of("SELECT count(*) FROM ballot_store"), 48);
 	assert_int_equal(count_of("SELECT count(*) FROM ballot_intake"), 0);
 }
 
@@ -156,7 +170,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_every_ballot_moves_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rolled_back_work_is_done_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_step_inside_a_transaction_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_rolled_back_batch_is_forgotten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_restart_moves_what_was_left, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_row_it_does_not_know_stays, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_a_failed_move_leaves_nothing, setup, teardown),

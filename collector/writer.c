@@ -9,8 +9,8 @@
  * durability and throughput do not fight (group commit; DESIGN.md §5 has
  * the measurements). A ballot goes into the intake (intake.c), which moves
  * on a slice at a time, outside the batch's transaction, after each batch
- * is answered and when no ballot comes. Copying the WAL back into the database is
- * checkpoint.c's job, not this thread's. */
+ * is answered and when no ballot comes. Copying the WAL back into the
+ * database is checkpoint.c's job, not this thread's. */
 #include "col.h"
 
 #include <errno.h>

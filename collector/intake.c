@@ -131,10 +131,12 @@ int intake_open(sqlite3 *writer, char *err, size_t errsize)
 	st_add = db_prepare(db, "INSERT INTO ballot_intake(id, round, unit, grp, answers) "
 		"VALUES (?, ?, ?, ?, ?)", NULL);
 	/* A ballot already in the store was moved before a crash: its random
-	 * key cannot belong to another ballot. */
+	 * key cannot belong to another ballot. CROSS JOIN keeps json_each the
+	 * outer loop, so rows come in the slice's (key) order without an ORDER
+	 * BY, which would copy every row into a sorter. */
 	st_move = db_prepare(db, "INSERT INTO ballot_store(id, round, unit, grp, answers) "
 		"SELECT i.id, i.round, i.unit, i.grp, i.answers "
-		"FROM json_each(?) AS s JOIN ballot_intake AS i ON i.seq = s.value ORDER BY s.key "
+		"FROM json_each(?) AS s CROSS JOIN ballot_intake AS i WHERE i.seq = s.value "
 		"ON CONFLICT DO NOTHING", NULL);
 	/* Exactly the rows moved: a row the writer does not know of stays. */
 	st_delete = db_prepare(db, "DELETE FROM ballot_intake WHERE seq IN (SELECT value FROM json_each(?))",

@@ -95,6 +95,14 @@ $(BUILD)/tests/test_intake: $(BUILD)/obj/tests/unit/test_intake.o $(BUILD)/obj/t
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
 
+# test_writer runs the writer thread (collector/writer.c) with the intake and
+# the checkpoint thread, and plays the loop thread itself.
+$(BUILD)/tests/test_writer: $(BUILD)/obj/tests/unit/test_writer.o $(BUILD)/obj/tests/unit/fixture.o \
+		$(BUILD)/obj/collector/writer.o $(BUILD)/obj/collector/intake.o $(BUILD)/obj/collector/checkpoint.o \
+		$(LIBAGG) $(LIBQR) $(LIBFORMS) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS)
+
 unit-tests: $(UNIT_TESTS)
 
 deps:

@@ -46,7 +46,6 @@ static sqlite3 *db;
 /* Statements prepared once and re-bound for every ballot. */
 static sqlite3_stmt *st_state, *st_spend, *st_count, *st_ballots, *st_comment;
 static sqlite3_stmt *st_savepoint, *st_release, *st_rollback_to;
-static sqlite3_stmt *st_sync_normal, *st_sync_full;
 static bool durable = true;        /* commits are synchronous=FULL */
 
 /* A batch's counters, summed in memory and written once per batch: a
@@ -291,12 +290,14 @@ static enum col_result store_whole(col_job *job, round_states *rs, batch_tally *
 }
 
 /* Switch the connection's commits between synchronous=FULL (durable: an
- * fsync each) and NORMAL. False (logged) if the switch failed. */
+ * fsync each) and NORMAL. False (logged) if the switch failed. Compiled
+ * each time: SQLite applies this pragma when it compiles it, so a prepared
+ * one stepped again took effect only once SQLite happened to recompile it
+ * (the first move after a start committed with an fsync; test_writer). */
 static bool set_durable(bool on)
 {
-	sqlite3_stmt *st = on ? st_sync_full : st_sync_normal;
-	bool ok = db_step(st) == SQLITE_DONE;
-	sqlite3_reset(st);
+	bool ok = sqlite3_exec(db, on ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+		NULL, NULL, NULL) == SQLITE_OK;
 	if (ok)
 		durable = on;
 	else
@@ -433,8 +434,6 @@ int col_writer_start(const char *path, char *err, size_t errsize)
 	st_savepoint = db_prepare(db, "SAVEPOINT ballot", NULL);
 	st_release = db_prepare(db, "RELEASE ballot", NULL);
 	st_rollback_to = db_prepare(db, "ROLLBACK TO ballot", NULL);
-	st_sync_normal = db_prepare(db, "PRAGMA synchronous=NORMAL", NULL);
-	st_sync_full = db_prepare(db, "PRAGMA synchronous=FULL", NULL);
 	st_comment = db_prepare(db, "INSERT INTO comments(id, round, unit, body, complaint) "
 		"VALUES (?, ?, ?, ?, ?)", NULL);
 	if (pthread_create(&thread, NULL, writer_main, NULL) != 0) {
@@ -458,7 +457,5 @@ void col_writer_stop(void)
 	db_finalize(st_savepoint);
 	db_finalize(st_release);
 	db_finalize(st_rollback_to);
-	db_finalize(st_sync_normal);
-	db_finalize(st_sync_full);
 	db_close(db);
 }

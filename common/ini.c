@@ -78,7 +78,7 @@ char *ini_read_file(const char *path, size_t max, char *err, size_t errsize)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		fmt_into(err, errsize, "cannot read %s: %s", path, strerror(errno));
+		fmt_into(err, errsize, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
 	buf b;
@@ -87,13 +87,21 @@ char *ini_read_file(const char *path, size_t max, char *err, size_t errsize)
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && buf_append(&b, chunk, n))
 		;
-	bool failed = ferror(f);
+	int read_errno = ferror(f) ? (errno ? errno : EIO) : 0;
 	fclose(f);
-	if (b.overflow || failed || memchr(buf_str(&b), '\0', b.len)) {
-		fmt_into(err, errsize, "cannot read %s: %s", path, b.overflow ? "the file is too large"
-			: failed ? "read error" : "the file holds a NUL byte (not a text file?)");
-		buf_free(&b);
-		return NULL;
+	const char *nul = b.len ? memchr(b.data, '\0', b.len) : NULL;
+	if (read_errno)
+		fmt_into(err, errsize, "%s: cannot read: %s", path, strerror(read_errno));
+	else if (b.overflow)
+		fmt_into(err, errsize, "%s: larger than %zu KiB; is this the right file?", path, max / 1024);
+	else if (nul) {   /* on its line: text after it would be cut off unseen */
+		int line = 1;
+		for (const char *c = b.data; c < nul; c++)
+			line += *c == '\n';
+		fmt_into(err, errsize, "%s:%d: NUL byte in the text; save the file as UTF-8 text", path, line);
+	} else {
+		return buf_take(&b);
 	}
-	return buf_take(&b);
+	buf_free(&b);
+	return NULL;
 }

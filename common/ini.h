@@ -29,8 +29,9 @@ typedef bool (*ini_handler)(void *ctx, const ini_item *item, char *why, size_t w
 int ini_parse(const char *text, const char *filename, ini_handler handler, void *ctx,
 	char *err, size_t errsize);
 
-/* Read a whole file (at most max bytes) into a new string the caller frees;
- * NULL with err ("cannot read PATH: why") on failure. */
+/* Read a whole text file (at most max bytes) into a new string the caller
+ * frees; NULL with err ("PATH: cannot open: why", "PATH:LINE: NUL byte ...")
+ * on failure. */
 char *ini_read_file(const char *path, size_t max, char *err, size_t errsize);
 
 #endif

@@ -6,13 +6,12 @@
  * (rates, scores, grades) belongs to the aggregator. */
 #include "forms/form.h"
 
-#include <errno.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/fmt.h"
+#include "common/ini.h"
 #include "common/mem.h"
 #include "common/str.h"
 
@@ -494,41 +493,12 @@ form *form_load(const char *path, char **text, char *err, size_t errsize)
 {
 	if (text)
 		*text = NULL;
-	parser p = { .file = path, .err = err, .errsize = errsize };
-	if (err && errsize)
-		err[0] = '\0';
-	FILE *fp = fopen(path, "rb");
-	if (!fp) {
-		fmt_into(err, errsize, "%s: cannot open: %s", path, strerror(errno));
-		return NULL;
-	}
-	buf b;
-	buf_init(&b, FORM_FILE_MAX);
-	char chunk[4096];
-	size_t n;
-	bool too_big = false;
-	while (!too_big && (n = fread(chunk, 1, sizeof chunk, fp)) > 0)
-		too_big = !buf_append(&b, chunk, n);
-	int read_errno = ferror(fp) ? (errno ? errno : EIO) : 0;
-	fclose(fp);
-	form *f = NULL;
-	const char *nul = b.len ? memchr(b.data, '\0', b.len) : NULL;
-	if (read_errno) {
-		fmt_into(err, errsize, "%s: cannot read: %s", path, strerror(read_errno));
-	} else if (too_big) {
-		fmt_into(err, errsize, "%s: larger than %d KiB; is this a form definition?",
-			path, (int)(FORM_FILE_MAX / 1024));
-	} else if (nul) {
-		int line = 1;
-		for (const char *c = b.data; c < nul; c++)
-			line += *c == '\n';
-		fail(&p, line, "NUL byte in the text; save the file as UTF-8 text");
-	} else {
-		f = form_parse(buf_str(&b), path, err, errsize);
-	}
+	char *src = ini_read_file(path, FORM_FILE_MAX, err, errsize);
+	form *f = src ? form_parse(src, path, err, errsize) : NULL;
 	if (f && text)
-		*text = buf_take(&b);
-	buf_free(&b);
+		*text = src;
+	else
+		free(src);
 	return f;
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 /* LeakSanitizer comes with AddressSanitizer (the SAN=1 build). */
@@ -30,6 +31,7 @@
 #include "common/buf.h"
 #include "common/csv.h"
 #include "common/fmt.h"
+#include "common/ini.h"
 #include "common/kv.h"
 #include "common/mem.h"
 #include "common/str.h"
@@ -513,6 +515,38 @@ static char *csv_read(const char *text, size_t len)
 		assert_true(same_); \
 	} while (0)
 
+/* ini_read_file: a whole text file, or a message naming the path (and the
+ * line of a NUL byte, which would otherwise cut the text short unseen). */
+static void test_ini_read_file(void **state)
+{
+	(void)state;
+	char err[512], want[128];
+	assert_null(ini_read_file("/nonexistent/pingyi.rules", 1024, err, sizeof err));
+	assert_true(str_starts(err, "/nonexistent/pingyi.rules: cannot open: "));
+
+	char path[] = "/tmp/test_ini.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	static const char body[] = "[grade a]\nmin = 1\nname = \0x\n";
+	assert_int_equal(write(fd, body, sizeof body - 1), (ssize_t)(sizeof body - 1));
+	close(fd);
+	assert_null(ini_read_file(path, 1024, err, sizeof err));
+	fmt_into(want, sizeof want, "%s:3: NUL byte", path);
+	assert_true(str_starts(err, want));
+	assert_null(ini_read_file(path, 8, err, sizeof err));
+	fmt_into(want, sizeof want, "%s: larger than", path);
+	assert_true(str_starts(err, want));
+
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("[grade a]\nmin = 1\n", f);
+	fclose(f);
+	char *text = ini_read_file(path, 1024, err, sizeof err);
+	assert_string_equal(text, "[grade a]\nmin = 1\n");
+	free(text);
+	unlink(path);
+}
+
 static void test_csv_basic(void **state)
 {
 	(void)state;
@@ -696,6 +730,7 @@ int main(void)
 		cmocka_unit_test(test_str_to_double_decimal_only),
 		cmocka_unit_test(test_str_copy_trim),
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_ini_read_file),
 		cmocka_unit_test(test_csv_basic),
 		cmocka_unit_test(test_csv_errors_free_memory),
 		cmocka_unit_test(test_csv_bom),

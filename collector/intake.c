@@ -133,7 +133,8 @@ int intake_open(sqlite3 *writer, char *err, size_t errsize)
 	/* A ballot already in the store was moved before a crash: its random
 	 * key cannot belong to another ballot. CROSS JOIN keeps json_each the
 	 * outer loop, so rows come in the slice's (key) order without an ORDER
-	 * BY, which would copy every row into a sorter. */
+	 * BY, which would copy every row into a sorter. (WHERE, not a join's
+	 * ON: before ON CONFLICT, an ON would be ambiguous to the parser.) */
 	st_move = db_prepare(db, "INSERT INTO ballot_store(id, round, unit, grp, answers) "
 		"SELECT i.id, i.round, i.unit, i.grp, i.answers "
 		"FROM json_each(?) AS s CROSS JOIN ballot_intake AS i WHERE i.seq = s.value "

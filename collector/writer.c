@@ -292,7 +292,7 @@ static enum col_result store_whole(col_job *job, round_states *rs, batch_tally *
 /* Switch the connection's commits between synchronous=FULL (durable: an
  * fsync each) and NORMAL. False (logged) if the switch failed. Compiled
  * each time: SQLite applies this pragma when it compiles it, so a prepared
- * one stepped again took effect only once SQLite happened to recompile it
+ * one stepped again took effect only when SQLite happened to recompile it
  * (the first move after a start committed with an fsync; test_writer). */
 static bool set_durable(bool on)
 {

@@ -85,6 +85,7 @@ char *ini_read_file(const char *path, size_t max, char *err, size_t errsize)
 	buf_init(&b, max);
 	char chunk[4096];
 	size_t n;
+	errno = 0;
 	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && buf_append(&b, chunk, n))
 		;
 	int read_errno = ferror(f) ? (errno ? errno : EIO) : 0;
@@ -93,7 +94,7 @@ char *ini_read_file(const char *path, size_t max, char *err, size_t errsize)
 	if (read_errno)
 		fmt_into(err, errsize, "%s: cannot read: %s", path, strerror(read_errno));
 	else if (b.overflow)
-		fmt_into(err, errsize, "%s: larger than %zu KiB; is this the right file?", path, max / 1024);
+		fmt_into(err, errsize, "%s: larger than %zu KiB; is this the right file?", path, (max + 1023) / 1024);
 	else if (nul) {   /* on its line: text after it would be cut off unseen */
 		int line = 1;
 		for (const char *c = b.data; c < nul; c++)

@@ -30,7 +30,7 @@ int ini_parse(const char *text, const char *filename, ini_handler handler, void 
 	char *err, size_t errsize);
 
 /* Read a whole text file (at most max bytes) into a new string the caller
- * frees; NULL with err ("PATH: cannot open: why", "PATH:LINE: NUL byte ...")
+ * frees; NULL with err ("PATH: why", or "PATH:LINE: why" for a NUL byte)
  * on failure. */
 char *ini_read_file(const char *path, size_t max, char *err, size_t errsize);
 

@@ -12,10 +12,15 @@
 
 sqlite3 *fixture_open(const fixture_unit *units, size_t n)
 {
+	return fixture_open_at(":memory:", units, n);
+}
+
+sqlite3 *fixture_open_at(const char *path, const fixture_unit *units, size_t n)
+{
 	char err[256] = "";
-	sqlite3 *db = schema_open(":memory:", DB_CREATE, err, sizeof err);
+	sqlite3 *db = schema_open(path, DB_CREATE, err, sizeof err);
 	if (!db) {
-		print_error("schema_open(:memory:): %s\n", err);
+		print_error("schema_open(%s): %s\n", path, err);
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -17,6 +17,8 @@ typedef struct fixture_unit {
 /* A new in-memory database holding units[0..n) in that order, or NULL
  * (with a cmocka error printed). Close it with db_close. */
 sqlite3 *fixture_open(const fixture_unit *units, size_t n);
+/* The same in a new database file at path. */
+sqlite3 *fixture_open_at(const char *path, const fixture_unit *units, size_t n);
 /* Run sql and fail the current test unless it succeeds. */
 void fixture_exec(sqlite3 *db, const char *sql);
 

@@ -30,7 +30,6 @@
 #include "collector/col.h"
 #include "common/db.h"
 #include "common/mem.h"
-#include "common/schema.h"
 #include "common/str.h"
 #include "fixture.h"
 
@@ -144,13 +143,10 @@ static void wait_for_moves(sqlite3 *reader)
 
 static void make_database(const char *path)
 {
-	char err[512] = "";
-	sqlite3 *db = schema_open(path, DB_CREATE, err, sizeof err);
-	if (!db)
-		print_error("%s\n", err);
+	static const fixture_unit b1 = { "b1", NULL, "branch", NULL, NULL, "tkb10000" };
+	sqlite3 *db = fixture_open_at(path, &b1, 1);
 	assert_non_null(db);
-	fixture_exec(db, "INSERT INTO units(id, parent, kind, name_zh, name_en, token, position) "
-		"VALUES ('b1', NULL, 'branch', 'b1', 'b1', 'tkb10000', 1)");
+	char err[512] = "";
 	agg_round_spec spec = { .id = "r1", .series = "r1", .title_zh = "测评", .title_en = "Appraisal",
 		.form_path = "forms/branch.form" };
 	if (agg_round_create(db, &spec, err, sizeof err) != 0 || agg_round_open(db, "r1", err, sizeof err) != 0)
